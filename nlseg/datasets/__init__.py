@@ -1,0 +1,1 @@
+"""Dataset classes, registered in ``mmseg.registry.DATASETS`` on import."""

@@ -1,0 +1,1 @@
+"""mmseg decode heads, registered in ``mmseg.registry.MODELS`` on import."""
