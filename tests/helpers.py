@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import os.path as osp
 from typing import Any
 
 import torch
@@ -84,3 +85,45 @@ def train_iterations(decode_head: dict, iters: int = 2, size: int = 64,
                                     optim)
         losses.append(float(log_vars['loss']))
     return losses
+
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEMO_FCN_CONFIG = 'configs/demo/fcn_r18-d8_600iter_synthetic-context-96x96.py'
+
+
+def make_tiny_demo_data(out_dir: str, num_train: int = 8, num_val: int = 4) -> str:
+    """A small copy of the synthetic long-range-context data set."""
+    from nlseg.datasets.synthetic_context_generator import generate_synthetic_context
+    return generate_synthetic_context(str(out_dir), num_train=num_train, num_val=num_val)
+
+
+def demo_cfg_options(data_root: str, max_iters: int, checkpoint_interval: int) -> list[str]:
+    """--cfg-options that point a demo config at ``data_root`` and shorten its schedule."""
+    return [f'train_dataloader.dataset.data_root={data_root}',
+            f'val_dataloader.dataset.data_root={data_root}',
+            f'test_dataloader.dataset.data_root={data_root}',
+            'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False',
+            'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
+            'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
+            f'train_cfg.max_iters={max_iters}', f'train_cfg.val_interval={max_iters}',
+            f'param_scheduler.0.end={max_iters}',
+            f'default_hooks.checkpoint.interval={checkpoint_interval}',
+            'default_hooks.logger.interval=1']
+
+
+def write_runner_checkpoint(tmp_path) -> str:
+    """Train the demo FCN for one iteration with mmengine's Runner; return the checkpoint."""
+    from mmengine.config import Config, DictAction
+    from mmengine.runner import Runner
+
+    import nlseg  # noqa: F401
+    data_root = make_tiny_demo_data(osp.join(str(tmp_path), 'data'))
+    cfg = Config.fromfile(osp.join(ROOT, DEMO_FCN_CONFIG))
+    action = DictAction(option_strings=[], dest='x')
+    ns = type('NS', (), {})()
+    action(None, ns, demo_cfg_options(data_root, 1, 1))
+    cfg.merge_from_dict(ns.x)
+    cfg.work_dir = osp.join(str(tmp_path), 'work')
+    Runner.from_cfg(cfg).train()
+    return osp.join(cfg.work_dir, 'iter_1.pth')

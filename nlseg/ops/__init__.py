@@ -1,2 +1,5 @@
 """Pure tensor math (no mm* imports): attention kernels, affinities, matrix
 decompositions, graph operators and solvers."""
+from .affinity import *  # noqa: F401,F403
+from .attention import *  # noqa: F401,F403
+from .concat_affinity import *  # noqa: F401,F403

@@ -1,1 +1,5 @@
 """mmseg decode heads, registered in ``mmseg.registry.MODELS`` on import."""
+from .arnl_head import *  # noqa: F401,F403
+from .nl_head import *  # noqa: F401,F403
+from .ns_head import *  # noqa: F401,F403
+from .snl_head import *  # noqa: F401,F403

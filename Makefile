@@ -1,0 +1,33 @@
+# nlseg: two-command setup. `make demo` and `make test` install into .venv when needed.
+PYTHON ?= python3
+TORCH_SPEC ?= torch==2.13.0
+VENV := .venv
+PY := $(VENV)/bin/python
+export PYTHON TORCH_SPEC
+
+.PHONY: install test test-fast demo data clean help
+
+help:
+	@echo "make install   create .venv and install torch, mmcv (with ops), mmengine, mmseg, nlseg"
+	@echo "make test      install if needed, then run the whole test suite (slow tests included)"
+	@echo "make test-fast the suite without tests marked slow"
+	@echo "make demo      install if needed, make the demo data, train and test the heads"
+	@echo "               (QUICK=1 for the short variant)"
+
+install:
+	@bash scripts/install.sh
+
+test: install
+	$(PY) -m pytest tests
+
+test-fast: install
+	$(PY) -m pytest tests -m "not slow"
+
+demo: install
+	$(PY) tools/run_demo.py $(if $(QUICK),--quick,)
+
+data: install
+	$(PY) tools/make_demo_data.py
+
+clean:
+	rm -rf $(VENV) work_dirs .pytest_cache

@@ -1,0 +1,42 @@
+# The synthetic long-range-context data set (nlseg's embedded demo): make it with
+# `python tools/make_demo_data.py`. Discs whose class is given by a colour key on the
+# opposite side of the image; 400 train / 100 val images of 96 x 96.
+dataset_type = 'SyntheticContextDataset'
+data_root = 'data/synthetic_context'
+crop_size = (96, 96)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    # A horizontal flip moves the key and the discs together: the task is unchanged.
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs')
+]
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_prefix=dict(img_path='img_dir/train', seg_map_path='ann_dir/train'),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_prefix=dict(img_path='img_dir/val', seg_map_path='ann_dir/val'),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+# ClassIoUMetric = mmseg's IoUMetric that also returns the per-class IoU.
+val_evaluator = dict(type='ClassIoUMetric', iou_metrics=['mIoU'])
+test_evaluator = val_evaluator

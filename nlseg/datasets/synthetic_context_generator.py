@@ -1,0 +1,111 @@
+"""Generator of the synthetic long-range-context data set (the embedded demo).
+
+Every image shows a noisy grey background, a vertical colour *key* strip along the left or
+the right border, and a few identical-looking discs in the half of the image opposite the key.
+All discs of an image belong to the class named by the key's colour (red, green or blue), so
+the class of a disc is decided by evidence half an image away: a head that only sees a
+neighbourhood of the disc sees the same pixels whatever the class, and cannot do better than
+guess. Background and key pixels are class 0.
+
+The generator is deterministic: the same seed gives the same bytes (numpy's PCG64 generator
+and lossless PNG).
+"""
+from __future__ import annotations
+
+import os
+import os.path as osp
+import shutil
+import tempfile
+
+import numpy as np
+
+CLASSES = ('background', 'red-keyed disc', 'green-keyed disc', 'blue-keyed disc')
+PALETTE = [[0, 0, 0], [220, 20, 60], [0, 160, 0], [30, 60, 220]]
+#: RGB colours of the key strip; key i marks the discs of an image as class i + 1.
+KEY_COLOURS = ((255, 0, 0), (0, 255, 0), (0, 0, 255))
+#: Grey level of every disc, whatever its class: discs look identical.
+DISC_GREY = 200
+BACKGROUND_RANGE = (40, 120)
+
+
+def render_sample(rng: np.random.Generator, size: int = 96, key_width: int = 6,
+                  num_discs: tuple[int, int] = (2, 4),
+                  radius: tuple[int, int] = (5, 9)) -> tuple[np.ndarray, np.ndarray]:
+    """Draw one (image, label) pair: an (size, size, 3) uint8 RGB image and an
+    (size, size) uint8 label map with values in 0..3."""
+    if size < 32:
+        raise ValueError(f'size must be >= 32, got {size}')
+    img = rng.integers(*BACKGROUND_RANGE, size=(size, size, 1), dtype=np.uint8)
+    img = np.repeat(img, 3, axis=2)
+    label = np.zeros((size, size), dtype=np.uint8)
+
+    key = int(rng.integers(len(KEY_COLOURS)))
+    key_on_left = bool(rng.integers(2))
+    key_cols = slice(0, key_width) if key_on_left else slice(size - key_width, size)
+    img[:, key_cols] = KEY_COLOURS[key]
+
+    # Discs live in the half of the image away from the key.
+    half_lo, half_hi = (size // 2, size) if key_on_left else (0, size // 2)
+    yy, xx = np.mgrid[0:size, 0:size]
+    for _ in range(int(rng.integers(num_discs[0], num_discs[1] + 1))):
+        r = int(rng.integers(radius[0], radius[1] + 1))
+        cy = int(rng.integers(r, size - r))
+        cx = int(rng.integers(half_lo + r, half_hi - r))
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        img[disc] = DISC_GREY
+        label[disc] = key + 1
+    return img, label
+
+
+def labels_from_image(img: np.ndarray, key_width: int = 6) -> np.ndarray:
+    """Recover the label map from an image (used to check consistency): disc pixels take
+    the class of the key strip's colour; everything else is background."""
+    left = img[:, :key_width].reshape(-1, 3)
+    right = img[:, -key_width:].reshape(-1, 3)
+    key = None
+    for i, colour in enumerate(KEY_COLOURS):
+        if (left == colour).all() or (right == colour).all():
+            key = i
+    if key is None:
+        raise ValueError('image carries no key strip')
+    disc = (img == DISC_GREY).all(axis=2)
+    disc[:, :key_width] = False
+    disc[:, -key_width:] = False
+    return np.where(disc, key + 1, 0).astype(np.uint8)
+
+
+def generate_synthetic_context(out_dir: str, num_train: int = 400, num_val: int = 100,
+                               size: int = 96, seed: int = 0) -> str:
+    """Write the data set to ``out_dir`` in mmseg's BaseSegDataset layout::
+
+        out_dir/img_dir/{train,val}/NNNN.png   RGB images
+        out_dir/ann_dir/{train,val}/NNNN.png   uint8 label maps (0..3)
+
+    The data set is written to a temporary folder and moved into place, so an interrupted
+    run leaves nothing half-written. An existing ``out_dir`` is replaced.
+    Returns ``out_dir``.
+    """
+    import cv2
+
+    if num_train < 1 or num_val < 1:
+        raise ValueError(f'num_train and num_val must be >= 1, got {num_train}, {num_val}')
+    parent = osp.dirname(osp.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix='.synthetic_context-', dir=parent)
+    try:
+        rng = np.random.Generator(np.random.PCG64(seed))
+        for split, count in (('train', num_train), ('val', num_val)):
+            os.makedirs(osp.join(tmp, 'img_dir', split))
+            os.makedirs(osp.join(tmp, 'ann_dir', split))
+            for i in range(count):
+                img, label = render_sample(rng, size=size)
+                name = f'{i:04d}.png'
+                cv2.imwrite(osp.join(tmp, 'img_dir', split, name), img[:, :, ::-1])
+                cv2.imwrite(osp.join(tmp, 'ann_dir', split, name), label)
+        if osp.exists(out_dir):
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir

@@ -1,0 +1,218 @@
+"""The "hams" of Hamburger (Geng et al., ICLR 2021, sec. 2.2.2 and appendix B):
+``NMF2D``, ``VQ2D`` and ``CD2D`` map a feature map (B, d*S, H, W) to its low-rank
+reconstruction of the same shape.
+
+The input is split into S groups; each group is a matrix X (d x n, n = H*W) that is
+factorised as X ~ D C with r atoms by K iterations of the algorithm in
+:mod:`nlseg.ops.matrix_decomposition`; the output is D C.
+
+Differences from mmseg 1.2.2's ``decode_heads/ham_head.py`` (whose ``NMF2D`` forward we
+reproduce value for value in training mode for the same torch seed):
+
+* ``grad='one_step'`` (default, paper sec. 2.3): the K iterations run without autograd and
+  only the final code update is differentiable; mmseg differentiates every step
+  (``grad='bptt'`` here).
+* Evaluation is deterministic: in eval mode the random bases come from a CPU generator seeded
+  with ``eval_seed`` (one draw of shape (S, d, r), shared by every image of the batch), so an
+  image gives the same output on every call, in every process and on every device, whatever
+  else is in its batch. Training mode draws from torch's global RNG on the input's device.
+* ``rand_init=False`` registers the bases buffer in ``__init__`` (loadable from checkpoints);
+  it is warm-started by :meth:`online_update` (appendix F, "online") after each training
+  forward.
+* The decomposition runs in float32 with autocast disabled (float64 inputs stay float64) and
+  the result is cast back to the input dtype; no hard-coded ``.cuda()``.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from nlseg.ops.matrix_decomposition import (GRAD_MODES, cd_decompose, nmf_decompose,
+                                            reconstruct, vq_decompose)
+
+__all__ = ['NMF2D', 'VQ2D', 'CD2D', 'HAMS']
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f'{name} must be an integer >= 1, got {value!r}')
+    return value
+
+
+class _MatrixDecomposition2D(nn.Module):
+    """Shared reshaping, initialisation and dtype handling of the hams.
+
+    Args:
+        channels: channel count of the input (d * S). Required with ``rand_init=False``
+            (the bases buffer needs it); when given, inputs are checked against it.
+        MD_S: number of groups S the channels are split into.
+        MD_R: number of atoms r.
+        train_steps / eval_steps: iterations K in training / evaluation.
+        inv_t: inverse temperature 1/T of the softmax codes (forced to 1 for NMF).
+        eta: step of the online update of the bases (``rand_init=False`` only).
+        rand_init: draw new random bases at every forward (paper default, Table 8).
+        grad: ``'one_step'`` (paper sec. 2.3) or ``'bptt'`` (autograd through all steps).
+        eval_seed: seed of the generator of the eval-mode bases.
+        eps: guard of the divisions (NMF ratios, normalisations).
+    """
+
+    def __init__(self, channels: Optional[int] = None, MD_S: int = 1, MD_R: int = 64,
+                 train_steps: int = 6, eval_steps: int = 7, inv_t: float = 100,
+                 eta: float = 0.9, rand_init: bool = True, grad: str = 'one_step',
+                 eval_seed: int = 0, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.S = _positive_int('MD_S', MD_S)
+        self.R = _positive_int('MD_R', MD_R)
+        self.train_steps = _positive_int('train_steps', train_steps)
+        self.eval_steps = _positive_int('eval_steps', eval_steps)
+        if channels is not None:
+            _positive_int('channels', channels)
+            if channels % self.S:
+                raise ValueError(f'channels ({channels}) must be divisible by MD_S ({self.S})')
+        if grad not in GRAD_MODES:
+            raise ValueError(f'grad must be one of {GRAD_MODES}, got {grad!r}')
+        if not inv_t > 0:
+            raise ValueError(f'inv_t must be > 0, got {inv_t!r}')
+        if not 0 <= eta <= 1:
+            raise ValueError(f'eta must be in [0, 1], got {eta!r}')
+        self.channels = channels
+        self.inv_t = inv_t
+        self.eta = eta
+        self.rand_init = rand_init
+        self.grad = grad
+        self.eval_seed = int(eval_seed)
+        self.eps = eps
+        if not rand_init:
+            if channels is None:
+                raise ValueError('rand_init=False needs `channels` to build the bases buffer')
+            self.register_buffer('bases', self._draw_bases((self.S, channels // self.S, self.R)))
+
+    # -- to be defined by each ham -------------------------------------------------------
+    def _sample(self, shape: tuple[int, ...], generator: Optional[torch.Generator],
+                device: torch.device) -> Tensor:
+        """Unnormalised random bases (float32)."""
+        raise NotImplementedError
+
+    def _decompose(self, x: Tensor, bases: Tensor, steps: int) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    # -- shared --------------------------------------------------------------------------
+    def _draw_bases(self, shape: tuple[int, ...], generator: Optional[torch.Generator] = None,
+                    device: torch.device | str = 'cpu') -> Tensor:
+        """Random bases of ``shape`` (..., d, r), L2-normalised along d (the atoms)."""
+        return F.normalize(self._sample(shape, generator, torch.device(device)), dim=-2)
+
+    def _initial_bases(self, batch: int, d: int, x: Tensor) -> Tensor:
+        if not self.rand_init:
+            if self.bases.shape[1] != d:
+                raise ValueError(f'bases buffer has d={self.bases.shape[1]}, input gives {d}')
+            return self.bases.to(x.dtype).repeat(batch, 1, 1)
+        if self.training:
+            # Same call as mmseg's NMF2D._build_bases (global RNG, on the input's device).
+            return self._draw_bases((batch * self.S, d, self.R), device=x.device).to(x.dtype)
+        generator = torch.Generator().manual_seed(self.eval_seed)
+        bases = self._draw_bases((self.S, d, self.R), generator=generator)
+        return bases.to(x.device, x.dtype).repeat(batch, 1, 1)
+
+    @torch.no_grad()
+    def online_update(self, bases: Tensor) -> None:
+        """Warm start of ``rand_init=False`` (appendix F, "online"): move the buffer towards
+        the batch mean of the solved bases, bases <- normalize(bases + eta (mean - bases)).
+
+        Args:
+            bases: solved bases of shape (B * S, d, r) or (B, S, d, r).
+        """
+        if self.rand_init:
+            raise RuntimeError('online_update needs rand_init=False (no bases buffer)')
+        update = bases.detach().reshape(-1, *self.bases.shape).mean(dim=0)
+        new = self.bases + self.eta * (update.to(self.bases) - self.bases)
+        self.bases.copy_(F.normalize(new, dim=1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) -> (B, C, H, W): the low-rank reconstruction D C of each group."""
+        if x.dim() != 4:
+            raise ValueError(f'{type(self).__name__} expects a (B, C, H, W) tensor, '
+                             f'got shape {tuple(x.shape)}')
+        B, C, H, W = x.shape
+        if self.channels is not None and C != self.channels:
+            raise ValueError(f'{type(self).__name__} expects {self.channels} input channels, '
+                             f'got {C}')
+        if C % self.S:
+            raise ValueError(f'input channels ({C}) must be divisible by MD_S ({self.S})')
+        d = C // self.S
+        compute_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        steps = self.train_steps if self.training else self.eval_steps
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            xs = x.to(compute_dtype).reshape(B * self.S, d, H * W)
+            bases = self._initial_bases(B, d, xs)
+            bases, coef = self._decompose(xs, bases, steps)
+            out = reconstruct(bases, coef)
+        if self.training and not self.rand_init:
+            self.online_update(bases)
+        return out.reshape(B, C, H, W).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return (f'channels={self.channels}, MD_S={self.S}, MD_R={self.R}, '
+                f'train_steps={self.train_steps}, eval_steps={self.eval_steps}, '
+                f'inv_t={self.inv_t}, rand_init={self.rand_init}, grad={self.grad!r}')
+
+
+class NMF2D(_MatrixDecomposition2D):
+    """Non-negative matrix factorisation by multiplicative updates (paper Alg. 2).
+
+    Bases are ``torch.rand`` normalised along d, codes start at softmax(X^T D) (``inv_t`` is
+    forced to 1, as in mmseg and the authors' code). The input must be non-negative
+    (``Hamburger`` puts a ReLU in the lower bread). For the same torch seed, training-mode
+    outputs equal those of ``mmseg.models.decode_heads.ham_head.NMF2D``.
+    """
+
+    def __init__(self, channels: Optional[int] = None, **kwargs) -> None:
+        super().__init__(channels, **kwargs)
+        self.inv_t = 1
+
+    def _sample(self, shape, generator, device):
+        return torch.rand(shape, generator=generator, device=device, dtype=torch.float32)
+
+    def _decompose(self, x, bases, steps):
+        return nmf_decompose(x, bases, steps, self.grad, self.inv_t, self.eps)
+
+
+class VQ2D(_MatrixDecomposition2D):
+    """Soft vector quantisation: soft k-means with cosine similarity, temperature
+    1 / ``inv_t`` (paper Alg. 1). Bases are ``torch.randn`` normalised along d."""
+
+    def _sample(self, shape, generator, device):
+        return torch.randn(shape, generator=generator, device=device, dtype=torch.float32)
+
+    def _decompose(self, x, bases, steps):
+        return vq_decompose(x, bases, steps, self.grad, self.inv_t, self.eps)
+
+
+class CD2D(_MatrixDecomposition2D):
+    """Soft concept decomposition (paper Alg. 3, appendix B): spherical soft k-means for the
+    dictionary, then the ridge codes C = (D^T D + beta I)^-1 D^T X from a linear solve.
+
+    Args:
+        beta: ridge weight (paper: 0.1; 0.01 makes no difference).
+        **kwargs: as :class:`NMF2D`.
+    """
+
+    def __init__(self, channels: Optional[int] = None, beta: float = 0.1, **kwargs) -> None:
+        if not beta >= 0:
+            raise ValueError(f'beta must be >= 0, got {beta!r}')
+        super().__init__(channels, **kwargs)
+        self.beta = beta
+
+    def _sample(self, shape, generator, device):
+        return torch.randn(shape, generator=generator, device=device, dtype=torch.float32)
+
+    def _decompose(self, x, bases, steps):
+        return cd_decompose(x, bases, steps, self.grad, self.inv_t, self.beta, self.eps)
+
+
+#: ham_type -> class, the accepted values of ``Hamburger(ham_type=...)``.
+HAMS = {'NMF': NMF2D, 'VQ': VQ2D, 'CD': CD2D}

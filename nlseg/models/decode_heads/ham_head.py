@@ -1,0 +1,67 @@
+"""HamburgerHead: HamNet's decode head (Geng et al., ICLR 2021, appendix E.3).
+
+3x3 squeeze ConvModule (C_in -> ham_channels) -> Hamburger -> 3x3 align ConvModule
+(ham_channels -> channels) -> dropout -> 1x1 classifier. With a list ``in_index`` the selected
+levels are resized to the first one and concatenated, as mmseg's ``LightHamHead`` does.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from mmcv.cnn import ConvModule
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.models.utils import resize
+from mmseg.registry import MODELS
+from torch import Tensor
+
+from ..blocks.hamburger import Hamburger
+
+__all__ = ['HamburgerHead']
+
+
+@MODELS.register_module()
+class HamburgerHead(BaseDecodeHead):
+    """Hamburger decode head (HamNet).
+
+    Args:
+        ham_channels: channels d of the Hamburger block (paper: 512).
+        ham_type: ``'NMF'`` (default), ``'VQ'`` or ``'CD'``.
+        ham_kwargs: arguments of the ham (``MD_S``, ``MD_R``, ``train_steps``,
+            ``eval_steps``, ``inv_t``, ``rand_init``, ``grad``, ``eval_seed``, ``beta``...).
+        trailing_relu: ReLU after the Hamburger's skip sum (public implementations).
+        **kwargs: ``BaseDecodeHead`` arguments (``in_channels``, ``channels``,
+            ``num_classes``, ``in_index``, ``norm_cfg``...). A list ``in_index`` selects
+            several levels (``input_transform`` defaults to ``'multiple_select'``) that are
+            resized to the first level and concatenated.
+    """
+
+    def __init__(self, ham_channels: int = 512, ham_type: str = 'NMF',
+                 ham_kwargs: Optional[dict] = None, trailing_relu: bool = False,
+                 **kwargs) -> None:
+        if isinstance(kwargs.get('in_index'), (list, tuple)):
+            kwargs.setdefault('input_transform', 'multiple_select')
+        super().__init__(**kwargs)
+        in_channels = (sum(self.in_channels) if isinstance(self.in_channels, (list, tuple))
+                       else self.in_channels)
+        self.ham_channels = ham_channels
+        self.squeeze = ConvModule(
+            in_channels, ham_channels, 3, padding=1, conv_cfg=self.conv_cfg,
+            norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
+        self.hamburger = Hamburger(
+            ham_channels, ham_channels, ham_type=ham_type, ham_kwargs=ham_kwargs,
+            norm_cfg=self.norm_cfg, conv_cfg=self.conv_cfg, trailing_relu=trailing_relu)
+        self.align = ConvModule(
+            ham_channels, self.channels, 3, padding=1, conv_cfg=self.conv_cfg,
+            norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
+
+    def _forward_feature(self, inputs: list[Tensor]) -> Tensor:
+        x = self._transform_inputs(inputs)
+        if isinstance(x, (list, tuple)):
+            x = torch.cat([
+                resize(level, size=x[0].shape[2:], mode='bilinear',
+                       align_corners=self.align_corners) for level in x], dim=1)
+        return self.align(self.hamburger(self.squeeze(x)))
+
+    def forward(self, inputs: list[Tensor]) -> Tensor:
+        return self.cls_seg(self._forward_feature(inputs))

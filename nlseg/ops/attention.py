@@ -1,0 +1,72 @@
+"""Fused softmax attention: Y = softmax(scale * Q K^T) V without forming the N x M affinity.
+
+This is the "efficient" path of every softmax-kernel block of the non-local family
+(Wang et al. 2018, eq. 2-3 with f = exp(theta_i . phi_j); ARNLB with the per-position
+inverse temperature folded into the query; NS).
+
+Backend. ``torch.nn.functional.scaled_dot_product_attention`` chooses its kernel from the
+input layout. On the CPU (torch 2.13) the flash kernel
+(``aten::_scaled_dot_product_flash_attention_for_cpu``, online softmax with float32
+accumulation, O(N) memory) is chosen only for 4-D inputs (B, heads, N, D) whose query, key
+and value head dimensions are EQUAL; 3-D inputs or a value head dimension different from the
+query's fall back to the math kernel, which materialises the N x M matrix. So the inputs are
+laid out as contiguous (B, 1, N, D) tensors and the smaller head dimension is zero-padded
+(zero columns change neither the logits Q K^T nor, after slicing, the output). The call is
+restricted to the fused kernels (flash, memory-efficient, cuDNN); if none accepts the inputs
+(e.g. a CUDA head dimension beyond the flash limit) the computation falls back to the math
+kernel in float32 with autocast disabled, so that half-precision logits can never overflow.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from ._precision import autocast_disabled, upcast
+
+__all__ = ['softmax_attention', 'FUSED_SDPA_BACKENDS']
+
+#: Backends the efficient path accepts; all compute the softmax with float32 accumulation.
+FUSED_SDPA_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                       SDPBackend.CUDNN_ATTENTION]
+
+
+def _check_shapes(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> None:
+    if query.dim() != 3 or key.dim() != 3 or value.dim() != 3:
+        raise ValueError('softmax_attention expects query (B, N, D), key (B, M, D) and value '
+                         f'(B, M, Dv); got {tuple(query.shape)}, {tuple(key.shape)}, '
+                         f'{tuple(value.shape)}')
+    if query.shape[-1] != key.shape[-1]:
+        raise ValueError(f'query and key channels differ: {query.shape[-1]} vs {key.shape[-1]}')
+    if key.shape[:2] != value.shape[:2]:
+        raise ValueError(f'key and value must have the same (B, M); got {tuple(key.shape)} '
+                         f'and {tuple(value.shape)}')
+
+
+def _pad_last(x: torch.Tensor, size: int) -> torch.Tensor:
+    return x if x.shape[-1] == size else F.pad(x, (0, size - x.shape[-1]))
+
+
+def softmax_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                      scale: float) -> torch.Tensor:
+    """Return softmax_j(scale * q_i . k_j) weighted sums of v_j, shape (B, N, Dv).
+
+    Args:
+        query: (B, N, D). key: (B, M, D). value: (B, M, Dv).
+        scale: multiplies the logits (1 / sqrt(D) for scaled attention, 1 for none).
+
+    Memory is O((N + M) D): the N x M affinity is never formed when a fused kernel runs
+    (always the case on the CPU for floating inputs, see the module docstring).
+    """
+    _check_shapes(query, key, value)
+    dv = value.shape[-1]
+    head_dim = max(query.shape[-1], dv)
+    q, k, v = (_pad_last(t, head_dim).unsqueeze(1).contiguous() for t in (query, key, value))
+    try:
+        with sdpa_kernel(FUSED_SDPA_BACKENDS):
+            out = F.scaled_dot_product_attention(q, k, v, scale=scale)
+    except RuntimeError:
+        with autocast_disabled(q):
+            q, k, v = upcast(q, k, v)
+            out = F.scaled_dot_product_attention(q, k, v, scale=scale)
+    return out[:, 0, :, :dv]

@@ -1,0 +1,1 @@
+"""Benchmark case files: each defines ``cases(in_channels, channels) -> {name: builder}``."""
