@@ -30,7 +30,7 @@ command -v "$PYTHON" >/dev/null 2>&1 || fail "'$PYTHON' not found; set PYTHON=/p
   || fail "'$PYTHON' has no venv/ensurepip module (Debian: apt-get install python3-venv)"
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stamp_value)" ] \
-   && "$PY" -c 'import torch, mmcv, mmcv.ops, mmengine, mmseg, nlseg' >/dev/null 2>&1; then
+   && "$PY" -c 'import pkg_resources, torch, mmcv, mmcv.ops, mmengine, mmseg, nlseg' >/dev/null 2>&1; then
   echo "==> [make install] .venv is ready (nothing to do)"
   exit 0
 fi
@@ -73,9 +73,12 @@ $PIP install "mmengine>=0.10,<1.0" "mmsegmentation>=1.2,<1.3" || fail
 
 step "install nlseg in editable mode with its test extras"
 $PIP install --no-build-isolation -e ".[tests]" || fail
+# torch's metadata asks for setuptools>=77, which pip honours while resolving nlseg's deps;
+# mmengine needs pkg_resources (gone from new setuptools): put setuptools<70 back.
+$PIP install "setuptools<70" || fail
 
 step "check the stack imports"
-"$PY" -c 'import torch, mmcv, mmcv.ops, mmengine, mmseg, nlseg; print("    torch", torch.__version__, "| mmcv", mmcv.__version__, "| mmengine", mmengine.__version__, "| mmseg", mmseg.__version__, "| nlseg", nlseg.__version__)' \
+"$PY" -c 'import pkg_resources, torch, mmcv, mmcv.ops, mmengine, mmseg, nlseg; print("    torch", torch.__version__, "| mmcv", mmcv.__version__, "| mmengine", mmengine.__version__, "| mmseg", mmseg.__version__, "| nlseg", nlseg.__version__)' \
   || fail "import check"
 stamp_value > "$STAMP"
 echo "==> [make install] done"

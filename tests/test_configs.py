@@ -146,11 +146,16 @@ def build_and_run(rel: str) -> None:
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=False)
+    from mmengine.registry import DefaultScope
     cfg = load(rel)
-    model = MODELS.build(_cpu_model_cfg(cfg.model.to_dict()))
-    model.eval()
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(_cpu_model_cfg(cfg.model.to_dict()))
+    # Training mode: NLTV unrolls its few training iterations (in eval mode it iterates to
+    # the paper's stopping rule, up to 1500 iterations: minutes on a CPU).
+    model.train()
     head = cfg.model.decode_head
     num_classes = head.base_head.num_classes if 'base_head' in head else head.num_classes
+    torch.manual_seed(0)
     with torch.no_grad():
         out = model(torch.randn(1, 3, 64, 64), mode='tensor')
     stride = 1 if 'unet' in rel else 8

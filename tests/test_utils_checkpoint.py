@@ -18,7 +18,7 @@ def _mmengine_like_checkpoint():
     hub.update_scalar('train/loss', np.float64(0.25))
     hub.update_info('iter', 7)
     buffer = HistoryBuffer()
-    buffer.update(np.float32(1.5))
+    buffer.update(1.5)
     return {
         'meta': {'iter': 7, 'seed': 0, 'dataset_meta': {'classes': ('a', 'b')},
                  'np_value': np.array([1, 2], dtype=np.int64),
@@ -45,7 +45,12 @@ def test_real_runner_checkpoint_has_only_allowlisted_globals(tmp_path):
     """Every global that torch finds unsafe in a real Runner checkpoint is allowlisted."""
     from tests.helpers import write_runner_checkpoint
     path = write_runner_checkpoint(tmp_path)
-    unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    saved = torch.serialization.get_safe_globals()
+    torch.serialization.clear_safe_globals()
+    try:
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    finally:
+        torch.serialization.add_safe_globals(saved)
     allowed = set()
     for entry in mmengine_checkpoint_globals():
         if isinstance(entry, tuple):
@@ -69,8 +74,30 @@ def test_foreign_global_is_refused(tmp_path):
         torch.load(path)
 
 
+class GetattrExploit:
+    """Pickles as getattr(numpy.ndarray, 'tofile'): reachable if builtins.getattr were
+    allowlisted as such."""
+
+    def __reduce__(self):
+        return (getattr, (np.ndarray, 'tofile'))
+
+
+def test_getattr_is_restricted_to_history_buffer_methods(tmp_path):
+    from mmengine.logging import HistoryBuffer
+    path = tmp_path / 'getattr.pth'
+    torch.save({'payload': GetattrExploit()}, path)
+    with pytest.raises(pickle.UnpicklingError, match='only HistoryBuffer statistics'):
+        torch.load(path)
+    ok = tmp_path / 'ok.pth'
+    torch.save({'m': HistoryBuffer.mean}, ok)
+    assert torch.load(ok)['m'] == HistoryBuffer.mean
+
+
 def test_allowlist_does_not_include_arbitrary_builtins():
+    entries = mmengine_checkpoint_globals()
+    assert getattr not in entries and eval not in entries
     names = {e[1] if isinstance(e, tuple) else f'{e.__module__}.{e.__qualname__}'
-             for e in mmengine_checkpoint_globals()}
-    assert not any(n.startswith(('builtins.', 'os.', 'subprocess.', 'posix.')) for n in names)
+             for e in entries}
+    assert not any(n.startswith(('os.', 'subprocess.', 'posix.')) for n in names)
+    assert {n for n in names if n.startswith('builtins.')} == {'builtins.getattr'}
     assert 'mmengine.logging.history_buffer.HistoryBuffer' in names

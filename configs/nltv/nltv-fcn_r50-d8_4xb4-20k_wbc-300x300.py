@@ -11,6 +11,6 @@ crop_size = (300, 300)
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
-    decode_head=dict(base_head=dict(num_classes=3), nltv=dict(num_neighbors=20)),
+    decode_head=dict(base_head=dict(num_classes=3), nltv=dict(k=20)),
     auxiliary_head=dict(num_classes=3),
 )

@@ -23,5 +23,5 @@ model = dict(
                     0.2595, 0.1826, 4.5640, 0.1417, 0.9051, 0.3826, 9.6446, 1.8418,
                     0.6823, 6.2478, 7.3614
                 ])),
-        nltv=dict(num_neighbors=10)),
+        nltv=dict(k=10)),
     auxiliary_head=dict(num_classes=11))

@@ -14,5 +14,5 @@ model = dict(
     data_preprocessor=data_preprocessor,
     decode_head=dict(
         base_head=dict(num_classes=3),
-        nltv=dict(num_neighbors=20)),
+        nltv=dict(k=20)),
     auxiliary_head=dict(num_classes=3))

@@ -44,8 +44,8 @@ def render_sample(rng: np.random.Generator, size: int = 96, key_width: int = 6,
     key_cols = slice(0, key_width) if key_on_left else slice(size - key_width, size)
     img[:, key_cols] = KEY_COLOURS[key]
 
-    # Discs live in the half of the image away from the key.
-    half_lo, half_hi = (size // 2, size) if key_on_left else (0, size // 2)
+    # Discs live in the half of the image away from the key, clear of both border strips.
+    half_lo, half_hi = (size // 2, size - key_width) if key_on_left else (key_width, size // 2)
     yy, xx = np.mgrid[0:size, 0:size]
     for _ in range(int(rng.integers(num_discs[0], num_discs[1] + 1))):
         r = int(rng.integers(radius[0], radius[1] + 1))

@@ -2,3 +2,6 @@
 from .class_iou_metric import ClassIoUMetric
 
 __all__ = ['ClassIoUMetric']
+from .isolated_region_metric import IsolatedRegionMetric  # noqa: E402
+
+__all__ += ['IsolatedRegionMetric']

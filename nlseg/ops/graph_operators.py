@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ['graph_gradient', 'graph_divergence', 'graph_operator_norm']
+__all__ = ['graph_gradient', 'graph_divergence', 'graph_operator_norm', 'graph_norm_bound']
 
 
 def _check_graph(index: torch.Tensor, weight: torch.Tensor, batch: int, num_nodes: int) -> None:
@@ -86,3 +86,17 @@ def graph_operator_norm(index: torch.Tensor, weight: torch.Tensor, iters: int = 
         est = (u * lu).flatten(1).sum(1)
         u = lu
     return est
+
+
+def graph_norm_bound(index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """A cheap upper bound on ||grad_w||^2, per batch element (shape (B,)).
+
+    ||grad_w u||^2 = sum_(i,m) w_im^2 (u_j - u_i)^2 <= 2 sum_i u_i^2 (out_i + in_i) with
+    out_i, in_i the sums of w^2 over the outgoing and incoming edges of i, so
+    ||grad_w||^2 <= 2 max_i (out_i + in_i). Cost O(B N k).
+    """
+    w2 = weight.detach().square()
+    b, n, k = index.shape
+    incoming = torch.zeros(b, n, dtype=w2.dtype, device=w2.device)
+    incoming = incoming.scatter_add(1, index.reshape(b, n * k), w2.reshape(b, n * k))
+    return 2.0 * (w2.sum(-1) + incoming).amax(dim=1)

@@ -32,8 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+# Star-exported names (the generic helpers GRAD_MODES, cosine_similarity, softmax_codes and
+# reconstruct are imported from this module explicitly).
 __all__ = [
-    'GRAD_MODES', 'cosine_similarity', 'softmax_codes', 'reconstruct',
     'nmf_update_coef', 'nmf_update_bases', 'nmf_decompose',
     'soft_kmeans_bases', 'vq_decompose',
     'ridge_coef', 'cd_decompose',
@@ -138,7 +139,7 @@ def vq_decompose(x: Tensor, bases: Tensor, steps: int, grad: str = 'one_step',
 def ridge_coef(x: Tensor, bases: Tensor, beta: float) -> Tensor:
     """Codes of concept decomposition (appendix B, eq. 14): C = (D^T D + beta I)^-1 D^T X.
 
-    Solved with ``torch.linalg.solve`` (Cholesky-free LU on the r x r system, never an explicit
+    Solved with ``torch.linalg.solve`` (an LU solve of the r x r system, never an explicit
     inverse) in at least float32; returns C^T of shape (B, n, r) in ``x``'s dtype.
     """
     dtype = torch.promote_types(x.dtype, torch.float32)

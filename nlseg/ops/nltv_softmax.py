@@ -40,17 +40,25 @@ from typing import Dict, Optional, Tuple, Union
 
 import torch
 
-from .graph_operators import graph_divergence, graph_gradient
+from .graph_operators import graph_divergence, graph_gradient, graph_norm_bound
 
-__all__ = ['nltv_softmax', 'nltv_step', 'nltv_energies', 'GRAD_MODES']
+__all__ = ['nltv_softmax', 'nltv_step', 'nltv_energies']
 
 GRAD_MODES = ('unrolled', 'last_step')
 
 
-def _check_scalars(lam: float, tau: float, eps: float) -> None:
+# fraction of the step-size limit 4 eps / ||grad_w||^2 used by tau='auto' (with the bound of
+# graph_norm_bound, which over-estimates ||grad_w||^2, so the step stays strictly inside)
+AUTO_TAU_FRACTION = 0.95
+
+
+def _check_scalars(lam: float, tau: Union[float, str], eps: float) -> None:
     if not float(lam) >= 0:
         raise ValueError(f'lam must be >= 0, got {lam}')
-    if not float(tau) > 0:
+    if isinstance(tau, str):
+        if tau != 'auto':
+            raise ValueError(f"tau must be a float > 0 or 'auto', got {tau!r}")
+    elif not float(tau) > 0:
         raise ValueError(f'tau must be > 0, got {tau}')
     if not float(eps) > 0:
         raise ValueError(f'eps must be > 0, got {eps}')
@@ -65,7 +73,7 @@ def _primal_z(o: torch.Tensor, eta: Optional[torch.Tensor], index: torch.Tensor,
 
 
 def nltv_step(logits: torch.Tensor, index: torch.Tensor, weight: torch.Tensor,
-              eta: torch.Tensor, lam: float = 3.0, tau: float = 0.03,
+              eta: torch.Tensor, lam: float = 3.0, tau: Union[float, torch.Tensor] = 0.03,
               eps: float = 0.5) -> Tuple[torch.Tensor, torch.Tensor]:
     """One full iteration from ``eta^{t-1}`` (B, K, N, k): returns (A^t, eta^t).
 
@@ -139,7 +147,7 @@ def nltv_softmax(logits: torch.Tensor,
                  index: torch.Tensor,
                  weight: torch.Tensor,
                  lam: float = 3.0,
-                 tau: float = 0.03,
+                 tau: Union[float, str] = 0.03,
                  eps: float = 0.5,
                  iters: int = 1500,
                  tol: Optional[float] = 1e-5,
@@ -153,7 +161,8 @@ def nltv_softmax(logits: torch.Tensor,
         logits: (B, K, H, W) class scores ``o``.
         index, weight: the graph, (B, N, k) with N = H * W (see :func:`knn_graph`).
         lam: regularisation weight lambda >= 0 (lam = 0 gives softmax(o / eps) exactly).
-        tau: dual step size > 0 (converges for tau < 4 eps / ||grad_w||^2).
+        tau: dual step size > 0 (converges for tau < 4 eps / ||grad_w||^2), or 'auto':
+            0.95 * 4 eps / graph_norm_bound(index, weight), per image.
         eps: entropy weight / temperature > 0 (eq. 34-35).
         iters: maximum number of iterations (the paper uses 1500 at test time).
         tol: stop when the relative duality gap of every image is <= tol (None: never).
@@ -190,8 +199,13 @@ def nltv_softmax(logits: torch.Tensor,
                          f'for logits of shape {tuple(logits.shape)}, got index '
                          f'{tuple(index.shape)} and weight {tuple(weight.shape)}')
 
-    lam, tau, eps = float(lam), float(tau), float(eps)
     dtype = torch.promote_types(logits.dtype, torch.float32)
+    lam, eps = float(lam), float(eps)
+    if tau == 'auto':
+        bound = graph_norm_bound(index, weight.to(dtype)).clamp_min(1e-12)
+        tau = (AUTO_TAU_FRACTION * 4.0 * eps / bound).view(b, 1, 1, 1)
+    else:
+        tau = float(tau)
     history = {key: [] for key in ('primal', 'dual', 'gap', 'rel_gap')} if return_history \
         else None
     with torch.autocast(device_type=logits.device.type, enabled=False):

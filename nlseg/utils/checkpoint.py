@@ -2,8 +2,9 @@
 
 torch >= 2.6 loads checkpoints with ``weights_only=True``; its restricted unpickler refuses
 every global that is not allowlisted, and mmengine checkpoints pickle a few: the message
-hub's :class:`~mmengine.logging.HistoryBuffer` and the numpy arrays, scalars and dtypes it
-holds. We allowlist exactly those with :func:`torch.serialization.add_safe_globals`, so
+hub's :class:`~mmengine.logging.HistoryBuffer`, the statistics methods it keeps (pickled as
+``getattr(HistoryBuffer, 'mean')``) and the numpy arrays, scalars and dtypes it holds. We
+allowlist exactly those with :func:`torch.serialization.add_safe_globals`, so
 ``--resume``, ``load_from``, ``tools/test.py`` and ``mmseg.apis.init_model`` work while
 weights_only stays on: a checkpoint that holds any other pickled global is still refused by
 torch with its own error.
@@ -30,6 +31,21 @@ def _numpy_dtype_classes() -> list[type]:
             if name.endswith('DType') and isinstance(getattr(dtypes, name), type)]
 
 
+def history_buffer_getattr(obj: Any, name: str) -> Any:
+    """Stands in for ``builtins.getattr`` while unpickling: resolves only the statistics
+    methods of :class:`~mmengine.logging.HistoryBuffer` (``min``, ``max``, ``mean``,
+    ``current``...) that its pickled state refers to, and refuses everything else. The real
+    ``getattr`` is never allowlisted (it would reach any attribute of any loaded object)."""
+    import pickle
+
+    from mmengine.logging import HistoryBuffer
+    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'checkpoint asks for getattr({obj!r}, {name!r}); only HistoryBuffer statistics '
+        f'methods {sorted(HistoryBuffer._statistics_methods)} are allowed')
+
+
 def mmengine_checkpoint_globals() -> list[Any]:
     """Every global that an mmengine/mmseg checkpoint pickles, in the form accepted by
     :func:`torch.serialization.add_safe_globals` (an object, or ``(object, qualified name)``
@@ -37,7 +53,8 @@ def mmengine_checkpoint_globals() -> list[Any]:
     from mmengine.logging import HistoryBuffer
 
     multiarray = getattr(np, '_core', getattr(np, 'core', None)).multiarray
-    entries: list[Any] = [HistoryBuffer, np.ndarray, np.dtype]
+    entries: list[Any] = [HistoryBuffer, np.ndarray, np.dtype,
+                          (history_buffer_getattr, 'builtins.getattr')]
     for module in _NUMPY_CORE_ALIASES:
         entries.append((multiarray._reconstruct, f'{module}._reconstruct'))
         entries.append((multiarray.scalar, f'{module}.scalar'))

@@ -14,6 +14,14 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SPLITS = {'train': 3, 'val': 2, 'test': 1}
 
 
+@pytest.fixture(autouse=True)
+def mmseg_scope():
+    """Resolve transform names (LoadAnnotations...) in mmseg's registry, as configs do."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        yield
+
+
 def _save(path: str, arr: np.ndarray) -> None:
     os.makedirs(osp.dirname(path), exist_ok=True)
     Image.fromarray(arr).save(path)

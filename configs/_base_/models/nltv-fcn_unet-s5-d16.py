@@ -45,18 +45,19 @@ model = dict(
             align_corners=False,
             loss_decode=dict(
                 type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+        # the paper's solver and graph parameters (eq. 11, 28); the kNN graph is
+        # built online from the base head's last feature map
         nltv=dict(
-            num_neighbors=10,
+            k=10,
+            lam=3.0,
+            tau=0.03,
+            eps=0.5,
+            train_iters=3,
             lambda1=1.0,
             lambda2=0.5,
             sigma_a=40.0,
             sigma_b=13 / 255,
-            sigma_g=3.0,
-            lam=3.0,
-            tau=0.03,
-            eps=0.5,
-            train_steps=1,
-            test_steps=20))),
+            sigma_g=3.0)),
     auxiliary_head=dict(
         type='FCNHead',
         in_channels=128,

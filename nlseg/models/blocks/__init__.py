@@ -2,3 +2,6 @@
 from .non_local import *  # noqa: F401,F403
 from .non_local_stage import *  # noqa: F401,F403
 from .spectral_non_local import *  # noqa: F401,F403
+from .hams import *  # noqa: F401,F403
+from .hamburger import *  # noqa: F401,F403
+from .nltv_softmax import *  # noqa: F401,F403

@@ -34,7 +34,7 @@ from torch import Tensor
 from nlseg.ops.matrix_decomposition import (GRAD_MODES, cd_decompose, nmf_decompose,
                                             reconstruct, vq_decompose)
 
-__all__ = ['NMF2D', 'VQ2D', 'CD2D', 'HAMS']
+__all__ = ['NMF2D', 'VQ2D', 'CD2D']
 
 
 def _positive_int(name: str, value) -> int:

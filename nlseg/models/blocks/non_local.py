@@ -23,7 +23,7 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import ConvModule
+from mmcv.cnn import ConvModule, build_conv_layer
 from mmengine.model.weight_init import constant_init, normal_init
 
 from nlseg.ops.affinity import apply_affinity, dot_product_affinity, dot_product_attention, \
@@ -219,7 +219,7 @@ class AdaptiveNonLocalBlock(NonLocalBlock):
         super().__init__(in_channels, reduction=reduction, conv_cfg=conv_cfg,
                          norm_cfg=norm_cfg, impl=impl, use_scale=use_scale, mode=mode)
         self.lambda_act = lambda_act
-        self.lambda_x = nn.Conv2d(in_channels, 1, kernel_size=3, padding=1)
+        self.lambda_x = build_conv_layer(conv_cfg, in_channels, 1, kernel_size=3, padding=1)
 
     def _check_mode_supported(self, mode: str) -> None:
         if mode not in SOFTMAX_MODES:

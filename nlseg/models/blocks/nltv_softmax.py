@@ -1,0 +1,159 @@
+"""NLTVSoftmax: the NLTV-regularised softmax of Jia, Tai, Liu as an ``nn.Module``.
+
+Builds the kNN graph of eq. 11 online from a feature map (or the logits) and runs the
+primal-dual iteration of eq. 28/35 (:func:`nlseg.ops.nltv_softmax`). In training it unrolls
+``train_iters`` iterations (sec. 3.5: "one or a few steps"), at test time it iterates until the
+relative duality gap reaches ``tol`` (eq. 31), at most ``test_iters`` or 1500 iterations.
+With ``learnable_graph=True`` the five kernel parameters of eq. 11 are learnt (stored as
+logarithms, so they stay positive): the paper's stated future work.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from nlseg.ops.knn_graph import knn_graph
+from nlseg.ops.nltv_softmax import GRAD_MODES, nltv_softmax
+
+__all__ = ['NLTVSoftmax']
+
+FEATURE_NORMS = (None, 'l2')
+GRAPH_PARAMS = ('lambda1', 'lambda2', 'sigma_a', 'sigma_b', 'sigma_g')
+
+
+class NLTVSoftmax(nn.Module):
+    """kNN graph + NLTV-regularised softmax.
+
+    Args:
+        k: neighbours per position (paper: 10 on CamVid, 20 on WBC).
+        lam, tau, eps: solver parameters (paper: 3, 0.03, 0.5); tau may be 'auto'.
+        train_iters: iterations unrolled in training (>= 0).
+        test_iters: at most this many iterations in eval mode; None: ``max_iters``.
+        max_iters: the cap used when ``test_iters`` is None (paper: 1500).
+        tol: relative duality gap stopping test in eval mode (None: run all iterations).
+        grad: 'unrolled' or 'last_step' (see :func:`nltv_softmax`).
+        lambda1, lambda2, sigma_a, sigma_b, sigma_g: eq. 11 parameters (paper values).
+        learnable_graph: learn the eq. 11 parameters (all must then be > 0).
+        feature_norm: None, or 'l2' to L2-normalise each position's feature vector before
+            the graph is built (network features have an arbitrary scale; sigma_b is set for
+            colours in [0, 1], and |f_i - f_j|^2 is in [0, 4] after 'l2').
+        detach_graph: build the graph from detached features (no gradient through weights
+            into the features).
+        chunk_size: query rows per chunk of the graph construction.
+    """
+
+    def __init__(self,
+                 k: int = 10,
+                 lam: float = 3.0,
+                 tau: Union[float, str] = 0.03,
+                 eps: float = 0.5,
+                 train_iters: int = 3,
+                 test_iters: Optional[int] = None,
+                 max_iters: int = 1500,
+                 tol: Optional[float] = 1e-5,
+                 grad: str = 'unrolled',
+                 lambda1: float = 1.0,
+                 lambda2: float = 0.5,
+                 sigma_a: float = 40.0,
+                 sigma_b: float = 13.0 / 255.0,
+                 sigma_g: float = 3.0,
+                 learnable_graph: bool = False,
+                 feature_norm: Optional[str] = None,
+                 detach_graph: bool = False,
+                 chunk_size: Optional[int] = None) -> None:
+        super().__init__()
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f'k must be an int >= 1, got {k!r}')
+        if not float(lam) >= 0:
+            raise ValueError(f'lam must be >= 0, got {lam}')
+        if isinstance(tau, str):
+            if tau != 'auto':
+                raise ValueError(f"tau must be a float > 0 or 'auto', got {tau!r}")
+        elif not float(tau) > 0:
+            raise ValueError(f'tau must be > 0, got {tau}')
+        if not float(eps) > 0:
+            raise ValueError(f'eps must be > 0, got {eps}')
+        for name, value in (('train_iters', train_iters), ('max_iters', max_iters),
+                            ('test_iters', test_iters)):
+            if value is None and name == 'test_iters':
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f'{name} must be an int >= 0, got {value!r}')
+        if tol is not None and not float(tol) >= 0:
+            raise ValueError(f'tol must be >= 0 or None, got {tol}')
+        if grad not in GRAD_MODES:
+            raise ValueError(f'grad must be one of {GRAD_MODES}, got {grad!r}')
+        if feature_norm not in FEATURE_NORMS:
+            raise ValueError(f'feature_norm must be one of {FEATURE_NORMS}, got {feature_norm!r}')
+        values = dict(lambda1=lambda1, lambda2=lambda2, sigma_a=sigma_a, sigma_b=sigma_b,
+                      sigma_g=sigma_g)
+        for name, value in values.items():
+            strict = learnable_graph or name.startswith('sigma')
+            if not (float(value) > 0 if strict else float(value) >= 0):
+                when = ' when learnable_graph=True' if strict and name.startswith('lambda') else ''
+                raise ValueError(f'{name} must be {"> 0" if strict else ">= 0"}{when}, '
+                                 f'got {value}')
+        self.k = k
+        self.lam = float(lam)
+        self.tau = tau if isinstance(tau, str) else float(tau)
+        self.eps = float(eps)
+        self.train_iters = train_iters
+        self.test_iters = test_iters
+        self.max_iters = max_iters
+        self.tol = tol
+        self.grad = grad
+        self.learnable_graph = learnable_graph
+        self.feature_norm = feature_norm
+        self.detach_graph = detach_graph
+        self.chunk_size = chunk_size
+        if learnable_graph:
+            self.log_graph_params = nn.ParameterDict(
+                {name: nn.Parameter(torch.tensor(math.log(float(v)))) for name, v in
+                 values.items()})
+        else:
+            self._graph_values = {name: float(v) for name, v in values.items()}
+
+    def graph_params(self) -> dict:
+        """The eq. 11 parameters (tensors when learnable)."""
+        if self.learnable_graph:
+            return {name: self.log_graph_params[name].exp() for name in GRAPH_PARAMS}
+        return dict(self._graph_values)
+
+    def build_graph(self, feats: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, H, W) features -> (index, weight), each (B, H * W, k)."""
+        if self.detach_graph:
+            feats = feats.detach()
+        if self.feature_norm == 'l2':
+            feats = F.normalize(feats.float(), dim=1)
+        return knn_graph(feats, k=self.k, chunk_size=self.chunk_size, **self.graph_params())
+
+    def forward(self, logits: torch.Tensor, feats: Optional[torch.Tensor] = None,
+                log: bool = False) -> torch.Tensor:
+        """Regularised probabilities (or log-probabilities) of ``logits`` (B, K, H, W).
+
+        ``feats`` (B, C, H, W) builds the graph; None uses the logits themselves.
+        """
+        if feats is None:
+            feats = logits
+        if feats.dim() != 4 or logits.dim() != 4 or feats.shape[0] != logits.shape[0] \
+                or feats.shape[2:] != logits.shape[2:]:
+            raise ValueError(f'feats {tuple(feats.shape)} and logits {tuple(logits.shape)} '
+                             f'must be (B, C, H, W) maps of the same batch and spatial size')
+        index, weight = self.build_graph(feats)
+        if self.training:
+            iters, tol = self.train_iters, None
+        else:
+            iters = self.max_iters if self.test_iters is None else self.test_iters
+            tol = self.tol
+        return nltv_softmax(logits, index, weight, lam=self.lam, tau=self.tau, eps=self.eps,
+                            iters=iters, tol=tol, grad=self.grad, log=log)
+
+    def extra_repr(self) -> str:
+        return (f'k={self.k}, lam={self.lam}, tau={self.tau}, eps={self.eps}, '
+                f'train_iters={self.train_iters}, test_iters={self.test_iters}, '
+                f'grad={self.grad!r}, learnable_graph={self.learnable_graph}, '
+                f'feature_norm={self.feature_norm!r}')
