@@ -12,5 +12,4 @@ data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
     decode_head=dict(num_classes=21),
-    auxiliary_head=dict(num_classes=21),
-)
+    auxiliary_head=dict(num_classes=21))

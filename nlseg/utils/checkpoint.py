@@ -31,6 +31,9 @@ def _numpy_dtype_classes() -> list[type]:
             if name.endswith('DType') and isinstance(getattr(dtypes, name), type)]
 
 
+_HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
 def history_buffer_getattr(obj: Any, name: str) -> Any:
     """Stands in for ``builtins.getattr`` while unpickling: resolves only the statistics
     methods of :class:`~mmengine.logging.HistoryBuffer` (``min``, ``max``, ``mean``,
@@ -39,11 +42,14 @@ def history_buffer_getattr(obj: Any, name: str) -> Any:
     import pickle
 
     from mmengine.logging import HistoryBuffer
-    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    # HistoryBuffer fills its class-level registry lazily (on first instantiation, plus any
+    # method added with ``register_statistics``): accept the built-in ones in any case.
+    allowed = set(_HISTORY_BUFFER_STATISTICS) | set(HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in allowed:
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
         f'checkpoint asks for getattr({obj!r}, {name!r}); only HistoryBuffer statistics '
-        f'methods {sorted(HistoryBuffer._statistics_methods)} are allowed')
+        f'methods {sorted(allowed)} are allowed')
 
 
 def mmengine_checkpoint_globals() -> list[Any]:

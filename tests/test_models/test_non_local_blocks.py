@@ -231,7 +231,7 @@ def test_identity_at_init(name, norm_cfg):
 def test_gradcheck_float64(name):
     block = build(name, 'efficient', norm_cfg=None).double()
     x = x_input(b=1, h=3, w=2, dtype=torch.float64)
-    assert torch.autograd.gradcheck(block, (x,))
+    assert torch.autograd.gradcheck(block, (x,), fast_mode=True)
 
 
 # -------------------------------------------------------------------------- bf16 autocast

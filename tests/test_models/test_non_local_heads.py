@@ -110,7 +110,9 @@ def train_two_iterations(decode_head, size=32, num_classes=4):
     return losses, changed
 
 
-@pytest.mark.parametrize('name', list(HEADS))
+@pytest.mark.parametrize('name', [
+    name if name == 'NonLocalHead' else pytest.param(name, marks=pytest.mark.slow)
+    for name in HEADS])
 def test_trains_two_iterations_in_encoder_decoder(name):
     cfg = head_cfg(name, in_channels=512, channels=16, num_classes=4, in_index=3)
     losses, changed = train_two_iterations(cfg)

@@ -40,8 +40,8 @@ model = dict(
             align_corners=False,
             loss_decode=dict(
                 type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
-        # the paper's solver and graph parameters (eq. 11, 28); the kNN graph is
-        # built online from the base head's last feature map
+        # the paper's solver and graph parameters (eq. 11, 28); the kNN
+        # graph is built online from the base head's last feature map
         nltv=dict(
             k=10,
             lam=3.0,
