@@ -101,15 +101,18 @@ def knn_graph(feats: torch.Tensor,
             for start in range(0, n, chunk_size):
                 stop = min(start + chunk_size, n)
                 q = fd[:, start:stop]  # (B, c, C)
-                dist_f = (sq[:, start:stop, None] + sq[:, None, :]
-                          - 2.0 * torch.matmul(q, fd.transpose(1, 2))).clamp_min_(0)
-                dist_p = (pos[start:stop, None, :] - pos[None, :, :]).square().sum(-1)
-                score = dist_f.div_(2.0 * sb).add_(dist_p.div_(2.0 * sa))
+                # |f_i|^2 + |f_j|^2 - 2 f_i.f_j, then / (2 sigma_b), all in place
+                score = torch.baddbmm(sq[:, None, :], q, fd.transpose(1, 2), alpha=-2.0)
+                score.add_(sq[:, start:stop, None]).clamp_min_(0).div_(2.0 * sb)
+                # + |p_i - p_j|^2 / (2 sigma_a), exact (integer coordinates), separable
+                dist_p = (ys[start:stop, None] - ys[None, :]).square_()
+                dist_p.add_((xs[start:stop, None] - xs[None, :]).square_())
+                score.add_(dist_p, alpha=1.0 / (2.0 * sa))
                 rows = torch.arange(stop - start, device=device)
                 score[:, rows, rows + start] = float('inf')  # exclude self loops
                 index[:, start:stop] = torch.topk(score, k, dim=2, largest=False,
                                                   sorted=True).indices
-                del dist_f, dist_p, score
+                del dist_p, score
 
         # exact weights of the selected edges (differentiable in feats and parameters)
         weights = []

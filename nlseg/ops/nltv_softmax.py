@@ -52,7 +52,8 @@ GRAD_MODES = ('unrolled', 'last_step')
 AUTO_TAU_FRACTION = 0.95
 
 
-def _check_scalars(lam: float, tau: Union[float, str], eps: float) -> None:
+def check_solver_args(lam: float, tau: Union[float, str], eps: float) -> None:
+    """ValueError naming the argument unless lam >= 0, tau > 0 or 'auto', eps > 0."""
     if not float(lam) >= 0:
         raise ValueError(f'lam must be >= 0, got {lam}')
     if isinstance(tau, str):
@@ -72,6 +73,14 @@ def _primal_z(o: torch.Tensor, eta: Optional[torch.Tensor], index: torch.Tensor,
     return (o - graph_divergence(eta, index, weight)) / eps
 
 
+def _step_z(o: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, eta: torch.Tensor,
+            lam: float, tau: Union[float, torch.Tensor],
+            eps: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    a_prev = torch.softmax(_primal_z(o, eta, index, weight, eps), dim=1)
+    eta = torch.clamp(eta - tau * graph_gradient(a_prev, index, weight), -lam, lam)
+    return _primal_z(o, eta, index, weight, eps), eta
+
+
 def nltv_step(logits: torch.Tensor, index: torch.Tensor, weight: torch.Tensor,
               eta: torch.Tensor, lam: float = 3.0, tau: Union[float, torch.Tensor] = 0.03,
               eps: float = 0.5) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -80,9 +89,8 @@ def nltv_step(logits: torch.Tensor, index: torch.Tensor, weight: torch.Tensor,
     A^{t-1} = softmax((o - div_w eta^{t-1}) / eps) is recomputed from ``eta``, so the result is
     a differentiable function of (logits, weight, eta). ``logits`` is (B, K, N).
     """
-    a_prev = torch.softmax(_primal_z(logits, eta, index, weight, eps), dim=1)
-    eta = torch.clamp(eta - tau * graph_gradient(a_prev, index, weight), -lam, lam)
-    return torch.softmax(_primal_z(logits, eta, index, weight, eps), dim=1), eta
+    z, eta = _step_z(logits, index, weight, eta, lam, tau, eps)
+    return torch.softmax(z, dim=1), eta
 
 
 def nltv_energies(logits: torch.Tensor, index: torch.Tensor, weight: torch.Tensor,
@@ -116,7 +124,8 @@ def _energies_from(o: torch.Tensor, z: torch.Tensor, grad_a: torch.Tensor,
 
 def _iterate(o: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, lam: float,
              tau: float, eps: float, iters: int, tol: Optional[float], check_every: int,
-             history: Optional[Dict[str, list]]) -> Tuple[torch.Tensor, Optional[torch.Tensor], int]:
+             history: Optional[Dict[str, list]]
+             ) -> Tuple[torch.Tensor, Optional[torch.Tensor], int]:
     """Run up to ``iters`` iterations; returns (z^T, eta^T, T). eta None means eta = 0."""
     eta = None
     z = o / eps
@@ -183,7 +192,7 @@ def nltv_softmax(logits: torch.Tensor,
     if not isinstance(logits, torch.Tensor) or logits.dim() != 4:
         raise ValueError(f'logits must be a (B, K, H, W) tensor, got '
                          f'{getattr(logits, "shape", type(logits))}')
-    _check_scalars(lam, tau, eps)
+    check_solver_args(lam, tau, eps)
     if grad not in GRAD_MODES:
         raise ValueError(f'grad must be one of {GRAD_MODES}, got {grad!r}')
     if isinstance(iters, bool) or not isinstance(iters, int) or iters < 0:
@@ -218,8 +227,7 @@ def nltv_softmax(logits: torch.Tensor,
                                      tol, check_every, history)
             if eta is None:
                 eta = torch.zeros(b, c, n, index.shape[2], dtype=dtype, device=o.device)
-            _, eta = nltv_step(o, index, wt, eta, lam, tau, eps)
-            z = _primal_z(o, eta, index, wt, eps)
+            z, eta = _step_z(o, index, wt, eta, lam, tau, eps)
             t += 1
             if history is not None:
                 e = nltv_energies(o.detach(), index, wt.detach(), eta.detach(), lam, eps)

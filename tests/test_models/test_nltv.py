@@ -10,14 +10,6 @@ from nlseg.ops import knn_graph, nltv_softmax
 from tests.helpers import train_iterations
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def mmseg_scope():
     """EncoderDecoder configs name mmseg modules (SegDataPreProcessor) without a scope."""

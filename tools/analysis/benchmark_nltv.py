@@ -1,18 +1,20 @@
 """Benchmark of the NLTV-regularised softmax parts, each measurement in a fresh process.
 
-    python tools/analysis/benchmark_nltv.py [--device cpu] [--threads N]
+    python tools/analysis/benchmark_nltv.py [--device cpu] [--threads N] [--skip-large]
 
 Prints (markdown):
 1. kNN graph construction (features C = 512 and C = 21) and 10 solver iterations at a 64 x 64
    logit map, K = 21 classes, k = 10 (median time of 3 runs after a warm-up).
-2. Peak memory and time of one training step of NLTVSoftmax (graph from C = 512 features,
-   forward + backward of a loss on log A) at 64 x 64, K = 21, k = 10, for train_iters
-   1, 5, 10 and grad = 'unrolled' | 'last_step'.
+2. Peak memory and time of one training step at 64 x 64, K = 21, k = 10, for train_iters
+   1, 5, 10 and grad = 'unrolled' | 'last_step': of NLTVSoftmax (graph from C = 512
+   features, learnt through the weights, forward + backward of a loss on log A), and of the
+   solver alone (graph built beforehand, gradient to the logits only).
 3. Peak memory of graph construction at a 128 x 256 map (Cityscapes at output stride 8),
    C = 512 and C = 19, k = 10, no autograd (the 1 GB budget on CPU).
-Memory: on CPU the peak resident set (VmHWM, reset through /proc/self/clear_refs) above the
-resident set before the measured call, inputs already allocated; on CUDA
-torch.cuda.max_memory_allocated above the allocation before the call.
+Memory: peak = on CPU the peak resident set (VmHWM, reset through /proc/self/clear_refs)
+above the resident set before the measured call (inputs allocated, first call in the
+process), on CUDA torch.cuda.max_memory_allocated above the allocation before the call;
+saved = bytes of the distinct storages autograd saves for backward (deterministic).
 """
 from __future__ import annotations
 
@@ -24,40 +26,12 @@ import subprocess
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+HERE = osp.dirname(osp.abspath(__file__))
+ROOT = osp.dirname(osp.dirname(HERE))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
 
-
-def _rss_kib(field: str) -> int:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1])
-    raise RuntimeError(field)
-
-
-class Memory:
-
-    def __init__(self, device):
-        self.device = device
-
-    def start(self):
-        import torch
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.base = torch.cuda.memory_allocated()
-        else:
-            with open('/proc/self/clear_refs', 'w') as f:
-                f.write('5')
-            self.base = _rss_kib('VmRSS') * 1024
-
-    def peak_mb(self) -> float:
-        import torch
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize()
-            return (torch.cuda.max_memory_allocated() - self.base) / 2**20
-        return (_rss_kib('VmHWM') * 1024 - self.base) / 2**20
+from benchmark_heads import _Memory as Memory  # noqa: E402  (the head harness's peak memory)
 
 
 def _sync(device):
@@ -76,6 +50,31 @@ def timed(fn, device, repeats=3):
         _sync(device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1e3
+
+
+def measure_step(forward, mem, device) -> dict:
+    """Peak memory of the first training step (forward, loss, backward) in this fresh process,
+    the bytes autograd saves for backward, and the time of a second step."""
+    import torch
+    saved = {}
+
+    def pack(t):
+        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    def step():
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = forward()
+        out.float().square().mean().backward()
+
+    mem.start()
+    step()
+    mb = mem.peak_mb()
+    t0 = time.perf_counter()
+    step()
+    _sync(device)
+    return dict(mb=mb, saved_mb=sum(saved.values()) / 2**20,
+                ms=(time.perf_counter() - t0) * 1e3)
 
 
 def child(spec: dict) -> dict:
@@ -113,18 +112,13 @@ def child(spec: dict) -> dict:
                             feature_norm='l2').to(device).train()
         feats.requires_grad_(True)
         logits.requires_grad_(True)
-
-        def step():
-            out = block(logits, feats, log=True)
-            out.float().square().mean().backward()
-
-        step()  # warm-up
-        mem.start()
-        t0 = time.perf_counter()
-        step()
-        _sync(device)
-        ms = (time.perf_counter() - t0) * 1e3
-        return dict(mb=mem.peak_mb(), ms=ms)
+        return measure_step(lambda: block(logits, feats, log=True), mem, device)
+    if kind == 'solver_step':
+        index, weight = knn_graph(feats, k=k)
+        logits.requires_grad_(True)
+        return measure_step(lambda: nltv_softmax(logits, index, weight, iters=spec['iters'],
+                                                 tol=None, grad=spec['grad'], log=True),
+                            mem, device)
     raise ValueError(kind)
 
 
@@ -140,6 +134,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
+    parser.add_argument('--skip-large', action='store_true',
+                        help='skip the 128 x 256 graph construction (minutes on CPU)')
     parser.add_argument('--child', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -156,11 +152,17 @@ def main(argv=None) -> int:
     r = spawn(dict(small, c=512, kind='solver_time'))
     print(f'| nltv_softmax, 10 iterations | {r["ms"]:.1f} |')
     print('\n### One training step of NLTVSoftmax at 64 x 64, K = 21, k = 10, C = 512\n')
-    print('| train_iters | grad | peak memory (MB) | time (ms) |\n|---|---|---|---|')
+    print('| train_iters | grad | block: peak (MB) | block: saved (MB) | block: time (ms) '
+          '| solver: peak (MB) | solver: saved (MB) | solver: time (ms) |')
+    print('|---|---|---|---|---|---|---|---|')
     for iters in (1, 5, 10):
         for grad in ('unrolled', 'last_step'):
             r = spawn(dict(small, c=512, kind='train_step', iters=iters, grad=grad))
-            print(f'| {iters} | {grad} | {r["mb"]:.1f} | {r["ms"]:.1f} |')
+            s = spawn(dict(small, c=512, kind='solver_step', iters=iters, grad=grad))
+            print(f'| {iters} | {grad} | {r["mb"]:.1f} | {r["saved_mb"]:.1f} | {r["ms"]:.0f} '
+                  f'| {s["mb"]:.1f} | {s["saved_mb"]:.1f} | {s["ms"]:.0f} |')
+    if args.skip_large:
+        return 0
     print('\n### Graph construction at 128 x 256 (no autograd), k = 10\n')
     print('| C | peak memory (MB) | time (ms) |\n|---|---|---|')
     for c in (512, 19):

@@ -1,5 +1,6 @@
-# The demo model: a ResNetV1c-18 (output stride 8, no pretrained weights) and mmseg's
-# FCNHead. Global-context demo configs replace `decode_head` and keep everything else.
+# The demo model: a thin ResNetV1c-18 (16 base channels, so stage 4 has 128; output
+# stride 8; no pretrained weights) and mmseg's FCNHead. Thin so that a CPU trains it in
+# minutes. Global-context demo configs replace `decode_head` and keep everything else.
 custom_imports = dict(imports=['nlseg'], allow_failed_imports=False)
 norm_cfg = dict(type='BN', requires_grad=True)
 data_preprocessor = dict(
@@ -17,6 +18,8 @@ model = dict(
     backbone=dict(
         type='ResNetV1c',
         depth=18,
+        stem_channels=16,
+        base_channels=16,
         num_stages=4,
         out_indices=(0, 1, 2, 3),
         dilations=(1, 1, 2, 4),
@@ -27,9 +30,9 @@ model = dict(
         contract_dilation=True),
     decode_head=dict(
         type='FCNHead',
-        in_channels=512,
+        in_channels=128,
         in_index=3,
-        channels=128,
+        channels=64,
         num_convs=2,
         concat_input=True,
         dropout_ratio=0.1,

@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nlseg.ops.knn_graph import knn_graph
-from nlseg.ops.nltv_softmax import GRAD_MODES, nltv_softmax
+from nlseg.ops.nltv_softmax import GRAD_MODES, check_solver_args, nltv_softmax
 
 __all__ = ['NLTVSoftmax']
 
@@ -68,15 +68,7 @@ class NLTVSoftmax(nn.Module):
         super().__init__()
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f'k must be an int >= 1, got {k!r}')
-        if not float(lam) >= 0:
-            raise ValueError(f'lam must be >= 0, got {lam}')
-        if isinstance(tau, str):
-            if tau != 'auto':
-                raise ValueError(f"tau must be a float > 0 or 'auto', got {tau!r}")
-        elif not float(tau) > 0:
-            raise ValueError(f'tau must be > 0, got {tau}')
-        if not float(eps) > 0:
-            raise ValueError(f'eps must be > 0, got {eps}')
+        check_solver_args(lam, tau, eps)
         for name, value in (('train_iters', train_iters), ('max_iters', max_iters),
                             ('test_iters', test_iters)):
             if value is None and name == 'test_iters':
