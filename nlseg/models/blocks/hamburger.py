@@ -61,4 +61,4 @@ class Hamburger(nn.Module):
                              f'({self.in_channels} channels), got shape {tuple(x.shape)} '
                              f'({x.shape[1] if x.dim() > 1 else "?"} channels)')
         out = x + self.upper_bread(self.ham(self.lower_bread(x)))
-        return F.relu(out) if self.trailing_relu else out
+        return F.relu(out, inplace=True) if self.trailing_relu else out

@@ -1,0 +1,20 @@
+# HamburgerHead with the CD ham (d = 64, r = 16: the demo is 8x thinner than HamNet).
+_base_ = ['./fcn_r18-d8_600iter_synthetic-context-96x96.py']
+custom_imports = dict(imports=['nlseg'], allow_failed_imports=False)
+default_scope = 'mmseg'
+norm_cfg = dict(type='BN', requires_grad=True)
+model = dict(
+    decode_head=dict(
+        _delete_=True,
+        type='HamburgerHead',
+        ham_type='CD',
+        ham_channels=64,
+        ham_kwargs=dict(MD_S=1, MD_R=16, train_steps=6, eval_steps=7, inv_t=100, rand_init=True),
+        in_channels=128,
+        in_index=3,
+        channels=64,
+        dropout_ratio=0.1,
+        num_classes=4,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)))

@@ -1,0 +1,19 @@
+# Nonlocal stage head: one affinity, two diffusion units.
+_base_ = ['./fcn_r18-d8_600iter_synthetic-context-96x96.py']
+custom_imports = dict(imports=['nlseg'], allow_failed_imports=False)
+default_scope = 'mmseg'
+norm_cfg = dict(type='BN', requires_grad=True)
+model = dict(
+    decode_head=dict(
+        _delete_=True,
+        type='NSHead',
+        reduction=2,
+        num_units=2,
+        in_channels=128,
+        in_index=3,
+        channels=64,
+        dropout_ratio=0.1,
+        num_classes=4,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)))
