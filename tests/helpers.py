@@ -24,7 +24,8 @@ def tiny_backbone(out_channels_last: int = 512) -> dict:
         pretrained=None)
 
 
-def encoder_decoder_cfg(decode_head: dict, auxiliary_head: dict | None = None) -> dict:
+def encoder_decoder_cfg(decode_head: dict, auxiliary_head: dict | None = None,
+                        size: int = 64) -> dict:
     """An mmseg EncoderDecoder config around ``decode_head`` with a ResNetV1c-18 backbone.
 
     ResNet-18 stage channels are 64, 128, 256, 512; use ``in_channels=512, in_index=3``.
@@ -37,7 +38,8 @@ def encoder_decoder_cfg(decode_head: dict, auxiliary_head: dict | None = None) -
             std=[58.395, 57.12, 57.375],
             bgr_to_rgb=True,
             pad_val=0,
-            seg_pad_val=255),
+            seg_pad_val=255,
+            size=(size, size)),
         backbone=tiny_backbone(),
         decode_head=copy.deepcopy(decode_head),
         train_cfg=dict(),
@@ -73,10 +75,12 @@ def train_iterations(decode_head: dict, iters: int = 2, size: int = 64,
     in_index=3`` (the tiny ResNet's last stage)."""
     import nlseg  # noqa: F401  (registers the heads)
     from mmengine.optim import OptimWrapper
+    from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
+    init_default_scope('mmseg')
     torch.manual_seed(0)
-    model = MODELS.build(encoder_decoder_cfg(decode_head))
+    model = MODELS.build(encoder_decoder_cfg(decode_head, size=size))
     model.train()
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9))
     losses = []

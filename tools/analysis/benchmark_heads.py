@@ -13,10 +13,8 @@ measured in the same run.
 Memory: on CUDA ``torch.cuda.max_memory_allocated`` above the allocation before the step;
 on CPU the peak resident set (VmHWM, reset through /proc/self/clear_refs) above the resident
 set before the step. Time: median of ``--repeats`` runs after ``--warmup`` runs.
-MACs: mmengine's ``get_model_complexity_info`` (counts convolutions, norms, activations,
-pooling, upsampling and linear layers, but NOT bare tensor ops such as ``torch.matmul``,
-``torch.bmm``, ``softmax`` or ``scaled_dot_product_attention``: the affinity and matrix
-decomposition products are missing from its count).
+MACs: mmengine's ``get_model_complexity_info`` (see docs/benchmarks.md for which ops it
+does and does not count).
 """
 from __future__ import annotations
 
