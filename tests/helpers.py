@@ -25,7 +25,7 @@ def tiny_backbone(out_channels_last: int = 512) -> dict:
 
 
 def encoder_decoder_cfg(decode_head: dict, auxiliary_head: dict | None = None,
-                        size: int = 64) -> dict:
+                        size: int = 64):
     """An mmseg EncoderDecoder config around ``decode_head`` with a ResNetV1c-18 backbone.
 
     ResNet-18 stage channels are 64, 128, 256, 512; use ``in_channels=512, in_index=3``.
@@ -46,7 +46,8 @@ def encoder_decoder_cfg(decode_head: dict, auxiliary_head: dict | None = None,
         test_cfg=dict(mode='whole'))
     if auxiliary_head is not None:
         cfg['auxiliary_head'] = auxiliary_head
-    return cfg
+    from mmengine.config import ConfigDict
+    return ConfigDict(cfg)  # attribute access (test_cfg.mode) as from a config file
 
 
 def random_batch(num_images: int = 2, size: int = 64, num_classes: int = 4,

@@ -155,8 +155,11 @@ def test_head_trains_last_step_learnable_graph(mmseg_scope):
 
 
 def test_head_predict_in_encoder_decoder(mmseg_scope):
+    from mmengine.config import ConfigDict
+
     from tests.helpers import encoder_decoder_cfg, random_batch
-    model = build(encoder_decoder_cfg(nltv_head_cfg()))
+    # ConfigDict: EncoderDecoder reads test_cfg.mode as an attribute
+    model = build(ConfigDict(encoder_decoder_cfg(nltv_head_cfg(), size=32)))
     model.eval()
     batch = model.data_preprocessor(random_batch(num_images=1, size=32), False)
     with torch.no_grad():
