@@ -34,6 +34,8 @@ def parse_args(argv=None):
     parser.add_argument('--quick', action='store_true',
                         help='20 iterations on a 16/8-image data set: checks the pipeline, '
                         'not the accuracy')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help='extra key=value overrides passed to every train and test run')
     parser.add_argument('--data-root', help='data set folder (default: data/synthetic_context, '
                         'or work-dir/data for --quick)')
     return parser.parse_args(argv)
@@ -95,6 +97,7 @@ def run_config(config: str, args, data_root: str) -> dict:
     options = [f'train_dataloader.dataset.data_root={data_root}',
                f'val_dataloader.dataset.data_root={data_root}',
                f'test_dataloader.dataset.data_root={data_root}']
+    options += args.cfg_options
     iters = None
     if args.quick:
         iters = 20

@@ -26,15 +26,20 @@ KEY_COLOURS = ((255, 0, 0), (0, 255, 0), (0, 0, 255))
 #: Grey level of every disc, whatever its class: discs look identical.
 DISC_GREY = 200
 BACKGROUND_RANGE = (40, 120)
+#: Width of the key strip in pixels: 1.5 feature cells at output stride 8.
+KEY_WIDTH = 12
+#: Disc radii in pixels (inclusive range).
+DISC_RADIUS = (8, 12)
 
 
-def render_sample(rng: np.random.Generator, size: int = 96, key_width: int = 6,
+def render_sample(rng: np.random.Generator, size: int = 96, key_width: int = KEY_WIDTH,
                   num_discs: tuple[int, int] = (2, 4),
-                  radius: tuple[int, int] = (5, 9)) -> tuple[np.ndarray, np.ndarray]:
+                  radius: tuple[int, int] = DISC_RADIUS) -> tuple[np.ndarray, np.ndarray]:
     """Draw one (image, label) pair: an (size, size, 3) uint8 RGB image and an
     (size, size) uint8 label map with values in 0..3."""
-    if size < 32:
-        raise ValueError(f'size must be >= 32, got {size}')
+    if size < 4 * (key_width + radius[1]):
+        raise ValueError(f'size must be >= 4 * (key_width + max radius) = '
+                         f'{4 * (key_width + radius[1])}, got {size}')
     img = rng.integers(*BACKGROUND_RANGE, size=(size, size, 1), dtype=np.uint8)
     img = np.repeat(img, 3, axis=2)
     label = np.zeros((size, size), dtype=np.uint8)
@@ -57,7 +62,7 @@ def render_sample(rng: np.random.Generator, size: int = 96, key_width: int = 6,
     return img, label
 
 
-def labels_from_image(img: np.ndarray, key_width: int = 6) -> np.ndarray:
+def labels_from_image(img: np.ndarray, key_width: int = KEY_WIDTH) -> np.ndarray:
     """Recover the label map from an image (used to check consistency): disc pixels take
     the class of the key strip's colour; everything else is background."""
     left = img[:, :key_width].reshape(-1, 3)

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from nlseg.datasets.synthetic_context_generator import (CLASSES, DISC_GREY, KEY_COLOURS,
+from nlseg.datasets.synthetic_context_generator import (CLASSES, DISC_GREY, KEY_COLOURS, KEY_WIDTH,
                                                         generate_synthetic_context,
                                                         labels_from_image, render_sample)
 
@@ -59,7 +59,7 @@ def test_discs_look_identical_whatever_their_class():
         seen |= classes
         discs = label > 0
         assert (img[discs] == DISC_GREY).all()
-        key_left = any((img[:, :6] == colour).all() for colour in KEY_COLOURS)
+        key_left = any((img[:, :KEY_WIDTH] == colour).all() for colour in KEY_COLOURS)
         cols = np.nonzero(discs.any(axis=0))[0]
         if key_left:
             assert cols.min() >= 48

@@ -1,4 +1,6 @@
 """Fused softmax attention (nlseg.ops.attention) against the dense reference."""
+import math
+
 import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -47,11 +49,24 @@ def test_matches_dense_forward_and_gradients(shape, scale):
 
 
 @pytest.mark.parametrize('shape', [(1, 64, 64, 8, 8), (1, 64, 16, 8, 4)])
-def test_cpu_flash_kernel_is_chosen_forward_and_backward(shape):
+def test_cpu_flash_kernel_is_chosen_and_backward_is_chunked(shape, monkeypatch):
+    import nlseg.ops.attention as attention
+    monkeypatch.setattr(attention, 'BACKWARD_CHUNK_ELEMENTS', 16 * shape[2])  # 16-row chunks
     q, k, v = _inputs(*shape)
-    names = _op_names(lambda: softmax_attention(q, k, v, 1.0).sum().backward())
-    assert FLASH_CPU in names and FLASH_CPU + '_backward' in names
-    assert MATH not in names
+    seen = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: seen.append(t.shape) or t,
+                                                  lambda t: t):
+        out = softmax_attention(q, k, v, 1.0)
+    names = _op_names(lambda: out.sum().backward())
+    names |= _op_names(lambda: softmax_attention(q, k, v, 1.0))
+    assert FLASH_CPU in names and MATH not in names
+    assert FLASH_CPU + '_backward' not in names  # replaced by the chunked GEMM backward
+    assert seen and all(math.prod(s) < shape[1] * shape[2] for s in seen)  # nothing N x M saved
+    ref = apply_affinity(softmax_affinity(q, k, 1.0), v)
+    grads = torch.autograd.grad(softmax_attention(q, k, v, 1.0).square().sum(), (q, k, v))
+    ref_grads = torch.autograd.grad(ref.square().sum(), (q, k, v))
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_gradcheck_float64():
