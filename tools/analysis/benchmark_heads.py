@@ -13,8 +13,10 @@ measured in the same run.
 Memory: on CUDA ``torch.cuda.max_memory_allocated`` above the allocation before the step;
 on CPU the peak resident set (VmHWM, reset through /proc/self/clear_refs) above the resident
 set before the step. Time: median of ``--repeats`` runs after ``--warmup`` runs.
-MACs: mmengine's ``get_model_complexity_info`` (see docs/benchmarks.md for which ops it
-does and does not count).
+MACs: mmengine's FlopAnalyzer count (what ``get_model_complexity_info`` reports) and the
+completed count of :func:`nlseg.utils.complexity.complexity_info`, which adds the products
+mmengine leaves at zero (fused attention, nlseg's chunked concatenation, linalg_solve,
+baddbmm); element-wise ops count zero in both.
 """
 from __future__ import annotations
 
@@ -82,9 +84,13 @@ class _Memory:
         return (_rss_kib('VmHWM') * 1024 - self.base) / 2**20
 
 
-def _call(module, x):
+def _is_head(module) -> bool:
     from mmseg.models.decode_heads.decode_head import BaseDecodeHead
-    return module([x]) if isinstance(module, BaseDecodeHead) else module(x)
+    return isinstance(module, BaseDecodeHead)
+
+
+def _call(module, x):
+    return module([x]) if _is_head(module) else module(x)
 
 
 def _timed(fn, device, warmup: int, repeats: int) -> float:
@@ -114,21 +120,11 @@ def run_case(family: str, name: str, args) -> dict:
     result = dict(family=family, case=name, size=args.size,
                   params_m=sum(p.numel() for p in module.parameters()) / 1e6)
     if args.macs:
-        from mmengine.analysis import get_model_complexity_info
-
-        class Adapter(torch.nn.Module):
-            def __init__(self, inner):
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, inp):
-                return _call(self.inner, inp)
-
+        from nlseg.utils.complexity import complexity_info
         module.eval()
-        with torch.no_grad():
-            info = get_model_complexity_info(Adapter(module), inputs=(x,), show_table=False,
-                                             show_arch=False)
-        result['macs_g'] = info['flops'] / 1e9  # mmengine's "flops" are multiply-adds
+        info = complexity_info(module, ([x], ) if _is_head(module) else (x, ))
+        result['macs_g'] = info['flops_mmengine'] / 1e9  # mmengine's "flops" are MACs
+        result['macs_all_g'] = info['flops'] / 1e9
     memory = _Memory(device)
 
     if args.train:
@@ -159,7 +155,8 @@ def run_case(family: str, name: str, args) -> dict:
 
 
 # ---------------------------------------------------------------------------- parent side
-METRICS = [('params_m', 'params (M)', '{:.3f}'), ('macs_g', 'MACs (G)', '{:.2f}'),
+METRICS = [('params_m', 'params (M)', '{:.3f}'), ('macs_g', 'MACs mmengine (G)', '{:.2f}'),
+           ('macs_all_g', 'MACs all (G)', '{:.2f}'),
            ('train_s', 'train step (s)', '{:.3f}'), ('train_mem_mb', 'train peak (MB)', '{:.0f}'),
            ('infer_s', 'inference (s)', '{:.3f}'), ('infer_mem_mb', 'infer peak (MB)', '{:.0f}')]
 RATIO_KEYS = ['train_s', 'train_mem_mb', 'infer_s', 'infer_mem_mb']
