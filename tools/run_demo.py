@@ -2,8 +2,9 @@
 
 Makes the data if missing, then for every demo config trains with tools/train.py and tests
 the final checkpoint with tools/test.py (each in its own process, exactly as a user would),
-and prints a table of per-class IoU and mIoU; the table is also written to
-``<work-dir>/summary.md`` and ``summary.json``.
+and prints a table of per-class IoU and mIoU, parameters and training seconds per
+iteration. Written to ``<work-dir>``: ``summary.md``, ``summary.json``, a bar chart
+``miou.png`` and, per head, the pictures of tools/analysis/visualize.py on one val image.
 
     python tools/run_demo.py                 # every config in configs/demo
     python tools/run_demo.py --quick         # 20 iterations on a tiny data set (for tests)
@@ -22,6 +23,7 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, osp.join(ROOT, 'tools'))
 
 DEMO_CONFIGS = osp.join(ROOT, 'configs', 'demo')
 DATA_ROOT = osp.join(ROOT, 'data', 'synthetic_context')
@@ -34,6 +36,7 @@ def parse_args(argv=None):
     parser.add_argument('--quick', action='store_true',
                         help='20 iterations on a 16/8-image data set: checks the pipeline, '
                         'not the accuracy')
+    parser.add_argument('--no-vis', action='store_true', help='skip the per-head pictures')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='extra key=value overrides passed to every train and test run')
     parser.add_argument('--data-root', help='data set folder (default: data/synthetic_context, '
@@ -117,9 +120,43 @@ def run_config(config: str, args, data_root: str) -> dict:
         key=osp.getmtime)
     with open(metrics_files[-1]) as f:
         metrics = json.load(f)
+    pictures = []
+    if not args.no_vis:
+        from analysis.visualize import visualize
+        image = osp.join(data_root, 'img_dir', 'val', sorted(
+            os.listdir(osp.join(data_root, 'img_dir', 'val')))[0])
+        options = {'model.decode_head.nltv.test_iters': 100} if name.startswith('nltv') else None
+        pictures = [osp.relpath(p, args.work_dir) for p in visualize(
+            config, checkpoint, image, out_dir=osp.join(args.work_dir, 'vis'), name=name,
+            cfg_options=options)]
     return dict(config=osp.relpath(config, ROOT), name=name, metrics=metrics,
                 train_seconds=round(train_s, 1), sec_per_iter=seconds_per_iter(work_dir),
-                params_m=count_parameters(config), iters=iters)
+                params_m=count_parameters(config), iters=iters, pictures=pictures)
+
+
+def bar_chart(rows: list[dict], path: str) -> str:
+    """mIoU per config as a bar chart, the FCN baseline as a dashed line."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    names = [r['name'].split('_')[0] for r in rows]
+    values = [r['metrics']['mIoU'] for r in rows]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(rows), 3.6))
+    colours = ['#999999' if n == 'fcn' else '#3366aa' for n in names]
+    ax.bar(names, values, color=colours)
+    if 'fcn' in names:
+        ax.axhline(values[names.index('fcn')], color='k', ls='--', lw=0.8, label='FCN')
+        ax.legend(loc='lower right')
+    for i, v in enumerate(values):
+        ax.text(i, v + 0.5, f'{v:.1f}', ha='center', fontsize=8)
+    ax.set_ylabel('val mIoU (%)')
+    ax.set_ylim(0, 100)
+    ax.set_title('Long-range-context demo')
+    plt.setp(ax.get_xticklabels(), rotation=30, ha='right')
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def format_table(rows: list[dict]) -> str:
@@ -166,9 +203,15 @@ def main(argv=None) -> int:
         f.write(summary)
     with open(osp.join(args.work_dir, 'summary.json'), 'w') as f:
         json.dump(rows, f, indent=2)
+    chart = bar_chart(rows, osp.join(args.work_dir, 'miou.png'))
+    with open(osp.join(args.work_dir, 'summary.md'), 'a') as f:
+        f.write('\n![mIoU per head](miou.png)\n\n')
+        for row in rows:
+            for picture in row['pictures']:
+                f.write(f"![{row['name']}]({picture})\n")
     print()
     print(table)
-    print(f"\nwritten to {osp.join(args.work_dir, 'summary.md')}")
+    print(f"\nwritten to {osp.join(args.work_dir, 'summary.md')} (chart: {chart})")
     return 0
 
 

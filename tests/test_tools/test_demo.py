@@ -57,5 +57,8 @@ def test_quick_demo_end_to_end(tmp_path):
     for row in rows:
         assert 0 <= row['metrics']['mIoU'] <= 100
         assert row['iters'] == 20
+        assert row['pictures'] and all(
+            osp.getsize(osp.join(work, p)) > 0 for p in row['pictures'])
     summary = open(osp.join(work, 'summary.md')).read()
     assert '| fcn_r18' in summary and '| snl_r18' in summary
+    assert osp.getsize(osp.join(work, 'miou.png')) > 0
