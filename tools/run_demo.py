@@ -194,6 +194,8 @@ def main(argv=None) -> int:
         print(f"[demo] {row['name']}: mIoU {row['metrics']['mIoU']:.2f} "
               f"({row['train_seconds']:.0f} s of training)", flush=True)
         rows.append(row)
+        # the table so far: the FCN baseline's row is there after the first config
+        print('\n' + format_table(rows) + '\n', flush=True)
     table = format_table(rows)
     summary = (f'# Long-range-context demo{" (quick)" if args.quick else ""}\n\n'
                f'Data: {data_root}; each config trained and tested with tools/train.py and '
@@ -209,9 +211,7 @@ def main(argv=None) -> int:
         for row in rows:
             for picture in row['pictures']:
                 f.write(f"![{row['name']}]({picture})\n")
-    print()
-    print(table)
-    print(f"\nwritten to {osp.join(args.work_dir, 'summary.md')} (chart: {chart})")
+    print(f"written to {osp.join(args.work_dir, 'summary.md')} (chart: {chart})")
     return 0
 
 
