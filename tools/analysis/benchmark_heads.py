@@ -90,7 +90,9 @@ def _is_head(module) -> bool:
 
 
 def _call(module, x):
-    return module([x]) if _is_head(module) else module(x)
+    out = module([x]) if _is_head(module) else module(x)
+    # DAHead returns (pam_cam, pam, cam) in training: the first is the segmentation output
+    return out[0] if isinstance(out, (tuple, list)) else out
 
 
 def _timed(fn, device, warmup: int, repeats: int) -> float:

@@ -23,7 +23,8 @@ def cases(in_channels: int, channels: int) -> dict[str, Callable[[], torch.nn.Mo
                                        **common),
         'mmseg_dahead': lambda: DAHead(pam_channels=64, **common),
         'mmseg_lighthamhead': lambda: LightHamHead(
-            in_index=[0], ham_channels=512, ham_kwargs=ham_kwargs, **common),
+            in_index=[0], ham_channels=512, ham_kwargs=ham_kwargs,
+            **dict(common, in_channels=[in_channels])),
         # mmseg's Hamburger block alone (its input has ham_channels channels)
         'mmseg_hamburger_block': lambda: Hamburger(ham_channels=in_channels,
                                                    ham_kwargs=ham_kwargs, norm_cfg=NORM),
