@@ -61,6 +61,15 @@ def test_real_runner_checkpoint_has_only_allowlisted_globals(tmp_path):
     assert set(unsafe) <= allowed
     torch.load(path)  # and it loads with weights_only=True
 
+    # mmseg's own API loads it too (through mmengine's load_checkpoint -> torch.load)
+    from mmseg.apis import init_model
+
+    from tests.helpers import DEMO_FCN_CONFIG, ROOT
+    model = init_model(f'{ROOT}/{DEMO_FCN_CONFIG}', path, device='cpu')
+    state = torch.load(path)['state_dict']
+    name = 'decode_head.conv_seg.weight'
+    assert torch.equal(model.state_dict()[name], state[name])
+
 
 class Foreign:
     def __reduce__(self):
