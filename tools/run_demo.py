@@ -83,10 +83,10 @@ def seconds_per_iter(work_dir: str) -> float:
 def count_parameters(config: str) -> float:
     """Parameters of the whole model (millions), built from the config without weights."""
     from mmengine.config import Config
+    from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
     import nlseg  # noqa: F401
-    from mmengine.registry import init_default_scope
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = MODELS.build(cfg.model)
@@ -101,9 +101,7 @@ def run_config(config: str, args, data_root: str) -> dict:
                f'val_dataloader.dataset.data_root={data_root}',
                f'test_dataloader.dataset.data_root={data_root}']
     options += args.cfg_options
-    iters = None
     if args.quick:
-        iters = 20
         options += ['train_cfg.max_iters=20', 'train_cfg.val_interval=20',
                     'default_hooks.checkpoint.interval=20', 'default_hooks.logger.interval=5',
                     'param_scheduler.0.end=20']
@@ -112,13 +110,11 @@ def run_config(config: str, args, data_root: str) -> dict:
                    '--cfg-options', *options], osp.join(work_dir, 'train.out'))
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
+    iters = int(osp.splitext(osp.basename(checkpoint))[0].split('_')[-1])  # iter_N.pth
     run([py, 'tools/test.py', config, checkpoint, '--work-dir', work_dir,
          '--cfg-options', *options], osp.join(work_dir, 'test.out'))
-    metrics_files = sorted(
-        (p for p in glob.glob(osp.join(work_dir, '*', '*.json'))
-         if 'vis_data' not in p and osp.basename(osp.dirname(p)) + '.json' == osp.basename(p)),
-        key=osp.getmtime)
-    with open(metrics_files[-1]) as f:
+    # tools/test.py dumps the metrics to <work_dir>/<timestamp>/<timestamp>.json
+    with open(latest_json(work_dir, '*.json')) as f:
         metrics = json.load(f)
     pictures = []
     if not args.no_vis:
