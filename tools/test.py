@@ -13,7 +13,7 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import nlseg  # noqa: E402,F401  (registers nlseg modules, allowlists checkpoint globals)
-from nlseg.utils.runner_setup import (explain_build_error, prepare_distributed,  # noqa: E402
+from nlseg.utils.runner_setup import (prepare_distributed, readable_errors,  # noqa: E402
                                       set_local_rank_env)
 
 
@@ -125,15 +125,10 @@ def main():
     prepare_distributed(cfg)
 
     # build the runner from config
-    try:
+    with readable_errors(cfg):
         runner = Runner.from_cfg(cfg)
         # start testing
         runner.test()
-    except (KeyError, FileNotFoundError) as exc:
-        message = explain_build_error(exc, cfg)
-        if message is None:
-            raise
-        raise SystemExit(f'error: {message}') from exc
 
 
 if __name__ == '__main__':

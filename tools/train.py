@@ -16,8 +16,8 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import nlseg  # noqa: E402,F401  (registers nlseg modules, allowlists checkpoint globals)
-from nlseg.utils.runner_setup import (check_amp_available, explain_build_error,  # noqa: E402
-                                      prepare_distributed, set_local_rank_env)
+from nlseg.utils.runner_setup import (check_amp_available, prepare_distributed,  # noqa: E402
+                                      readable_errors, set_local_rank_env)
 
 
 def parse_args():
@@ -98,7 +98,7 @@ def main():
     prepare_distributed(cfg)
 
     # build the runner from config
-    try:
+    with readable_errors(cfg):
         if 'runner_type' not in cfg:
             # build the default runner
             runner = Runner.from_cfg(cfg)
@@ -109,11 +109,6 @@ def main():
             runner = RUNNERS.build(cfg)
         # start training
         runner.train()
-    except (KeyError, FileNotFoundError) as exc:
-        message = explain_build_error(exc, cfg)
-        if message is None:
-            raise
-        raise SystemExit(f'error: {message}') from exc
 
 
 if __name__ == '__main__':

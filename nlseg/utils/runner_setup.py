@@ -1,10 +1,12 @@
 """What nlseg's tools add around mmengine's Runner: CPU distributed training, a clear
 ``--amp`` error without CUDA, and readable errors for configs that name unknown modules or
-missing data."""
+missing data, and for checkpoints that cannot be loaded."""
 from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 
@@ -15,7 +17,9 @@ def prepare_distributed(cfg) -> None:
     mmengine 0.10.7 calls ``torch.cuda.set_device`` in ``init_dist`` and wraps the model in
     DDP with ``device_ids=[LOCAL_RANK]``; both fail without CUDA. When CUDA is unavailable we
     initialise the default process group with gloo ourselves (the Runner then skips
-    ``init_dist``) and build DDP with ``device_ids=None``. With CUDA nothing changes.
+    ``init_dist``) and wrap the model in :class:`~nlseg.engine.CPUDistributedDataParallel`
+    (``device_ids=None``; SyncBN layers synchronise over gloo, where torch's SyncBatchNorm
+    refuses CPU tensors). With CUDA nothing changes.
     """
     if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
         return
@@ -33,7 +37,13 @@ def prepare_distributed(cfg) -> None:
             '--launcher pytorch (tools/dist_train.sh) for CPU training on gloo')
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
-    wrapper = dict(cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel'))
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    if wrapper.get('type', 'MMDistributedDataParallel') == 'MMDistributedDataParallel':
+        # same as the Runner's default wrapper (which has broadcast_buffers=False), plus
+        # device_ids=None and SyncBN layers that synchronise over gloo
+        wrapper['type'] = 'CPUDistributedDataParallel'
+        wrapper.setdefault('broadcast_buffers', False)
+        wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
 
@@ -45,7 +55,9 @@ def check_amp_available() -> None:
         raise SystemExit(
             'error: --amp needs a CUDA GPU: mmengine\'s AmpOptimWrapper (fp16, dynamic loss '
             'scale) refuses to run without one, and torch.cuda.is_available() is False here. '
-            'Train without --amp on this machine (see docs/reliability.md for bf16 on CPU).')
+            'On a CPU, train in bfloat16 instead (no loss scale needed): '
+            '`--cfg-options optim_wrapper.type=AutocastOptimWrapper` '
+            '(docs/reliability.md), or train in float32 without --amp.')
 
 
 _REGISTRY_KEY_ERROR = re.compile(r'(\S+) is not in the (\S+) registry')
@@ -79,3 +91,20 @@ def set_local_rank_env(local_rank: int) -> None:
     """mmseg's tools put --local-rank into LOCAL_RANK when the launcher did not."""
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(local_rank)
+
+
+@contextmanager
+def readable_errors(cfg) -> Iterator[None]:
+    """Turn the errors a user typically hits while the Runner builds a config and loads a
+    checkpoint into ``SystemExit('error: ...')`` with a readable message (exit status 1);
+    anything else propagates unchanged."""
+    from .checkpoint import CheckpointLoadError
+    try:
+        yield
+    except CheckpointLoadError as exc:
+        raise SystemExit(f'error: {exc}') from exc
+    except (KeyError, FileNotFoundError) as exc:
+        message = explain_build_error(exc, cfg)
+        if message is None:
+            raise
+        raise SystemExit(f'error: {message}') from exc
