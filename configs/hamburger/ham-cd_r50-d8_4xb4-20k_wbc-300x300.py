@@ -2,7 +2,7 @@
 _base_ = [
     '../_base_/models/ham-cd_r50-d8.py',
     '../_base_/datasets/wbc.py',
-    'mmseg::_base_/default_runtime.py',
+    '../_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_20k.py',
 ]
 custom_imports = dict(imports=['nlseg'], allow_failed_imports=False)

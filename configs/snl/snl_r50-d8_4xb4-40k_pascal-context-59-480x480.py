@@ -2,7 +2,7 @@
 _base_ = [
     '../_base_/models/snl_r50-d8.py',
     'mmseg::_base_/datasets/pascal_context_59.py',
-    'mmseg::_base_/default_runtime.py',
+    '../_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_40k.py',
 ]
 custom_imports = dict(imports=['nlseg'], allow_failed_imports=False)

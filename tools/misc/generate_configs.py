@@ -323,7 +323,7 @@ def r50_leaf(method: Method, ds: DataSet) -> str:
     return (HEADER + '_base_ = [\n'
             f"    '../_base_/models/{method.slug}_r50-d8.py',\n"
             f'    {ds.base},\n'
-            "    'mmseg::_base_/default_runtime.py',\n"
+            "    '../_base_/default_runtime.py',\n"
             f'    {SCHEDULES[ds.iters]},\n'
             ']\n' + IMPORTS
             + f'crop_size = {ds.crop}\n'
@@ -353,7 +353,7 @@ def unet_leaf(ds: DataSet) -> str:
     return (HEADER + '_base_ = [\n'
             "    '../_base_/models/nltv-fcn_unet-s5-d16.py',\n"
             f'    {ds.base},\n'
-            "    'mmseg::_base_/default_runtime.py',\n"
+            "    '../_base_/default_runtime.py',\n"
             f'    {SCHEDULES[ds.iters]},\n'
             ']\n' + IMPORTS
             + f'crop_size = {ds.crop}\n'
