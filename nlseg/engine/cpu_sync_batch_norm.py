@@ -16,20 +16,30 @@ from torch import nn
 from torch.distributed.nn.functional import all_reduce
 
 
-class CPUSyncBatchNorm(nn.SyncBatchNorm):
-    """``nn.SyncBatchNorm`` whose synchronisation runs on any backend (gloo on CPU).
+class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Synchronised batch norm whose synchronisation runs on any backend (gloo on CPU).
 
     Same parameters, buffers and state_dict keys as ``nn.SyncBatchNorm``; in eval mode, or
     without an initialised process group of more than one process, it is plain batch norm.
+    Not a subclass of ``nn.SyncBatchNorm``: DDP refuses those in CPU modules.
     """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True,
+                 process_group=None) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats)
+        self.process_group = process_group
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f'CPUSyncBatchNorm: input must have at least 2 dims (N, C, ...), '
+                             f'got shape {tuple(input.shape)}')
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         group = self.process_group or (dist.group.WORLD if dist.is_initialized() else None)
         if not self.training or group is None or dist.get_world_size(group) == 1:
-            return nn.modules.batchnorm._BatchNorm.forward(self, input)  # plain batch norm
-        if input.dim() < 2:
-            raise ValueError(f'CPUSyncBatchNorm: input must have at least 2 dims (N, C, ...), '
-                             f'got shape {tuple(input.shape)}')
+            return super().forward(input)  # plain batch norm
+        self._check_input_dim(input)
         channels = input.size(1)
         dims = [0] + list(range(2, input.dim()))
         stat_dtype = torch.float64 if input.dtype == torch.float64 else torch.float32
@@ -65,7 +75,7 @@ class CPUSyncBatchNorm(nn.SyncBatchNorm):
 def convert_to_cpu_sync_batch_norm(module: nn.Module) -> nn.Module:
     """Replace every ``nn.SyncBatchNorm`` in ``module`` by a :class:`CPUSyncBatchNorm` with
     the same parameters and buffers (shared, not copied). Returns the (possibly new) module."""
-    if isinstance(module, nn.SyncBatchNorm) and not isinstance(module, CPUSyncBatchNorm):
+    if isinstance(module, nn.SyncBatchNorm):
         converted = CPUSyncBatchNorm(module.num_features, module.eps, module.momentum,
                                      module.affine, module.track_running_stats,
                                      module.process_group)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from mmengine.model import MMDistributedDataParallel
-from mmseg.registry import MODEL_WRAPPERS
+# mmengine's root registry: the Runner looks wrapper types up with MODEL_WRAPPERS.get, which
+# (unlike build) does not search the default scope's child registry
+from mmengine.registry import MODEL_WRAPPERS
 
 from .cpu_sync_batch_norm import convert_to_cpu_sync_batch_norm
 

@@ -29,14 +29,37 @@ class RNGStateHook(Hook):
     resumed as mmengine does, with a log line saying the random stream restarts.
     """
 
-    priority = 'VERY_LOW'
+    # before CheckpointHook (VERY_LOW) in after_train_iter/after_train_epoch, so the states
+    # gathered there are the ones of the iteration being saved
+    priority = 'LOW'
 
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+    def __init__(self) -> None:
+        self._states: list[dict] | None = None
+
+    @staticmethod
+    def _local_state() -> dict:
         state = {'torch': torch.get_rng_state()}
         if torch.cuda.is_available():
             state['cuda'] = torch.cuda.get_rng_state_all()
-        # every rank calls this hook (only rank 0 writes the file): keep each rank's state
-        checkpoint[_KEY] = {'per_rank': all_gather_object(state)}
+        return state
+
+    def _gather(self) -> None:
+        # runner.save_checkpoint runs on rank 0 only, so with several processes the states
+        # are gathered here, on every rank, where the hooks run on all of them
+        if get_world_size() > 1:
+            self._states = all_gather_object(self._local_state())
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self._gather()
+
+    def after_train_epoch(self, runner) -> None:
+        self._gather()
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        states = [self._local_state()] if get_world_size() == 1 else self._states
+        if states is None:  # saved before any training iteration
+            return
+        checkpoint[_KEY] = {'per_rank': states}
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if not getattr(runner, '_resume', False):
