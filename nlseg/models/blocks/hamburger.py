@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from torch import Tensor
 
+from ..utils.input_checks import check_bool, check_choice, check_feature_map, check_int, \
+    check_optional_dict
 from .hams import HAMS
 
 __all__ = ['Hamburger']
@@ -39,11 +41,13 @@ class Hamburger(nn.Module):
                  ham_kwargs: Optional[dict] = None, norm_cfg: Optional[dict] = None,
                  conv_cfg: Optional[dict] = None, trailing_relu: bool = False) -> None:
         super().__init__()
-        if ham_type not in HAMS:
-            raise ValueError(f'ham_type must be one of {tuple(HAMS)}, got {ham_type!r}')
-        for name, value in (('in_channels', in_channels), ('ham_channels', ham_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f'{name} must be an integer >= 1, got {value!r}')
+        check_choice('ham_type', ham_type, tuple(HAMS))
+        check_int('in_channels', in_channels)
+        check_int('ham_channels', ham_channels)
+        check_optional_dict('ham_kwargs', ham_kwargs)
+        check_optional_dict('norm_cfg', norm_cfg)
+        check_optional_dict('conv_cfg', conv_cfg)
+        check_bool('trailing_relu', trailing_relu)
         self.in_channels = in_channels
         self.ham_channels = ham_channels
         self.ham_type = ham_type
@@ -56,9 +60,12 @@ class Hamburger(nn.Module):
             ham_channels, in_channels, 1, conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=None)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
+        """Y = X + norm(W_u M(W_l X)); a non-4-D, non-floating or empty (B = 0) input, or one
+        without ``in_channels`` channels, raises before any work."""
+        check_feature_map(x, 'Hamburger')
+        if x.shape[1] != self.in_channels:
             raise ValueError(f'Hamburger expects a (B, {self.in_channels}, H, W) input '
                              f'({self.in_channels} channels), got shape {tuple(x.shape)} '
-                             f'({x.shape[1] if x.dim() > 1 else "?"} channels)')
+                             f'({x.shape[1]} channels)')
         out = x + self.upper_bread(self.ham(self.lower_bread(x)))
         return F.relu(out, inplace=True) if self.trailing_relu else out

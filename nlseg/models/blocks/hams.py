@@ -33,14 +33,10 @@ from torch import Tensor
 
 from nlseg.ops.matrix_decomposition import (GRAD_MODES, cd_decompose, nmf_decompose,
                                             reconstruct, vq_decompose)
+from ..utils.input_checks import check_bool, check_choice, check_feature_map, check_int, \
+    check_real
 
 __all__ = ['NMF2D', 'VQ2D', 'CD2D']
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f'{name} must be an integer >= 1, got {value!r}')
-    return value
 
 
 class _MatrixDecomposition2D(nn.Module):
@@ -65,26 +61,25 @@ class _MatrixDecomposition2D(nn.Module):
                  eta: float = 0.9, rand_init: bool = True, grad: str = 'one_step',
                  eval_seed: int = 0, eps: float = 1e-6) -> None:
         super().__init__()
-        self.S = _positive_int('MD_S', MD_S)
-        self.R = _positive_int('MD_R', MD_R)
-        self.train_steps = _positive_int('train_steps', train_steps)
-        self.eval_steps = _positive_int('eval_steps', eval_steps)
+        self.S = check_int('MD_S', MD_S)
+        self.R = check_int('MD_R', MD_R)
+        self.train_steps = check_int('train_steps', train_steps)
+        self.eval_steps = check_int('eval_steps', eval_steps)
         if channels is not None:
-            _positive_int('channels', channels)
+            check_int('channels', channels)
             if channels % self.S:
                 raise ValueError(f'channels ({channels}) must be divisible by MD_S ({self.S})')
-        if grad not in GRAD_MODES:
-            raise ValueError(f'grad must be one of {GRAD_MODES}, got {grad!r}')
-        if not inv_t > 0:
-            raise ValueError(f'inv_t must be > 0, got {inv_t!r}')
-        if not 0 <= eta <= 1:
-            raise ValueError(f'eta must be in [0, 1], got {eta!r}')
+        check_choice('grad', grad, GRAD_MODES)
+        check_real('inv_t', inv_t, low=0, low_open=True)
+        check_real('eta', eta, low=0, high=1)
+        check_real('eps', eps, low=0, low_open=True)
+        check_bool('rand_init', rand_init)
         self.channels = channels
         self.inv_t = inv_t
         self.eta = eta
         self.rand_init = rand_init
         self.grad = grad
-        self.eval_seed = int(eval_seed)
+        self.eval_seed = check_int('eval_seed', eval_seed, min_value=0)
         self.eps = eps
         if not rand_init:
             if channels is None:
@@ -133,10 +128,12 @@ class _MatrixDecomposition2D(nn.Module):
         self.bases.copy_(F.normalize(new, dim=1))
 
     def forward(self, x: Tensor) -> Tensor:
-        """(B, C, H, W) -> (B, C, H, W): the low-rank reconstruction D C of each group."""
-        if x.dim() != 4:
-            raise ValueError(f'{type(self).__name__} expects a (B, C, H, W) tensor, '
-                             f'got shape {tuple(x.shape)}')
+        """(B, C, H, W) -> (B, C, H, W): the low-rank reconstruction D C of each group.
+
+        A non-4-D, non-floating or empty (B = 0, H * W = 0) input, or a channel count other
+        than ``channels`` (or not divisible by MD_S), raises before any work.
+        """
+        check_feature_map(x, type(self).__name__)
         B, C, H, W = x.shape
         if self.channels is not None and C != self.channels:
             raise ValueError(f'{type(self).__name__} expects {self.channels} input channels, '
@@ -202,8 +199,7 @@ class CD2D(_MatrixDecomposition2D):
     """
 
     def __init__(self, channels: Optional[int] = None, beta: float = 0.1, **kwargs) -> None:
-        if not beta >= 0:
-            raise ValueError(f'beta must be >= 0, got {beta!r}')
+        check_real('beta', beta, low=0)
         super().__init__(channels, **kwargs)
         self.beta = beta
 

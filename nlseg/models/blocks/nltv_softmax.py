@@ -18,6 +18,8 @@ import torch.nn.functional as F
 
 from nlseg.ops.knn_graph import knn_graph
 from nlseg.ops.nltv_softmax import GRAD_MODES, check_solver_args, nltv_softmax
+from ..utils.input_checks import check_bool, check_choice, check_feature_map, check_int, \
+    check_real
 
 __all__ = ['NLTVSoftmax']
 
@@ -66,29 +68,30 @@ class NLTVSoftmax(nn.Module):
                  detach_graph: bool = False,
                  chunk_size: Optional[int] = None) -> None:
         super().__init__()
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f'k must be an int >= 1, got {k!r}')
+        check_int('k', k)
+        check_real('lam', lam)
+        if not isinstance(tau, str):
+            check_real('tau', tau)
+        check_real('eps', eps)
         check_solver_args(lam, tau, eps)
-        for name, value in (('train_iters', train_iters), ('max_iters', max_iters),
-                            ('test_iters', test_iters)):
-            if value is None and name == 'test_iters':
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f'{name} must be an int >= 0, got {value!r}')
-        if tol is not None and not float(tol) >= 0:
-            raise ValueError(f'tol must be >= 0 or None, got {tol}')
-        if grad not in GRAD_MODES:
-            raise ValueError(f'grad must be one of {GRAD_MODES}, got {grad!r}')
-        if feature_norm not in FEATURE_NORMS:
-            raise ValueError(f'feature_norm must be one of {FEATURE_NORMS}, got {feature_norm!r}')
+        check_int('train_iters', train_iters, min_value=0)
+        check_int('max_iters', max_iters, min_value=0)
+        if test_iters is not None:
+            check_int('test_iters', test_iters, min_value=0)
+        if tol is not None:
+            check_real('tol', tol, low=0)
+        check_choice('grad', grad, GRAD_MODES)
+        check_choice('feature_norm', feature_norm, FEATURE_NORMS)
+        check_bool('learnable_graph', learnable_graph)
+        check_bool('detach_graph', detach_graph)
+        if chunk_size is not None:
+            check_int('chunk_size', chunk_size)
         values = dict(lambda1=lambda1, lambda2=lambda2, sigma_a=sigma_a, sigma_b=sigma_b,
                       sigma_g=sigma_g)
         for name, value in values.items():
             strict = learnable_graph or name.startswith('sigma')
-            if not (float(value) > 0 if strict else float(value) >= 0):
-                when = ' when learnable_graph=True' if strict and name.startswith('lambda') else ''
-                raise ValueError(f'{name} must be {"> 0" if strict else ">= 0"}{when}, '
-                                 f'got {value}')
+            when = ' (learnable_graph=True)' if strict and name.startswith('lambda') else ''
+            check_real(name + when, value, low=0, low_open=strict)
         self.k = k
         self.lam = float(lam)
         self.tau = tau if isinstance(tau, str) else float(tau)
@@ -127,14 +130,22 @@ class NLTVSoftmax(nn.Module):
                 log: bool = False) -> torch.Tensor:
         """Regularised probabilities (or log-probabilities) of ``logits`` (B, K, H, W).
 
-        ``feats`` (B, C, H, W) builds the graph; None uses the logits themselves.
+        ``feats`` (B, C, H, W) builds the graph; None uses the logits themselves. Both must be
+        non-empty floating maps (B, H, W >= 1) of the same batch and spatial size, with
+        k < H * W; otherwise a ValueError/TypeError is raised before any work.
         """
+        check_feature_map(logits, 'NLTVSoftmax', name='logits')
         if feats is None:
             feats = logits
-        if feats.dim() != 4 or logits.dim() != 4 or feats.shape[0] != logits.shape[0] \
-                or feats.shape[2:] != logits.shape[2:]:
+        else:
+            check_feature_map(feats, 'NLTVSoftmax', name='feats')
+        if feats.shape[0] != logits.shape[0] or feats.shape[2:] != logits.shape[2:]:
             raise ValueError(f'feats {tuple(feats.shape)} and logits {tuple(logits.shape)} '
                              f'must be (B, C, H, W) maps of the same batch and spatial size')
+        n = logits.shape[2] * logits.shape[3]
+        if self.k >= n:
+            raise ValueError(f'k must be an int with 1 <= k < N = H * W = {n}, got {self.k} '
+                             f'(input of shape {tuple(logits.shape)})')
         index, weight = self.build_graph(feats)
         if self.training:
             iters, tol = self.train_iters, None

@@ -30,6 +30,8 @@ from nlseg.ops.affinity import apply_affinity, dot_product_affinity, dot_product
     softmax_affinity
 from nlseg.ops.attention import softmax_attention
 from nlseg.ops.concat_affinity import concatenation_affinity, concatenation_attention
+from ..utils.input_checks import check_bool, check_choice, check_feature_map, check_int, \
+    check_optional_dict
 
 __all__ = ['NonLocalBlock', 'AdaptiveNonLocalBlock']
 
@@ -39,31 +41,29 @@ SOFTMAX_MODES = ('gaussian', 'embedded_gaussian')
 LAMBDA_ACTS = (None, 'softplus')
 
 
-def check_choice(name: str, value, choices: tuple) -> None:
-    """ValueError naming the argument and the accepted values when ``value`` is not one."""
-    if value not in choices:
-        raise ValueError(f'{name} must be one of {choices}, got {value!r}')
-
-
 def inter_channels_of(in_channels: int, reduction: int) -> int:
-    """C' = C // reduction, with a ValueError when that leaves no channel."""
-    if not isinstance(in_channels, int) or in_channels < 1:
-        raise ValueError(f'in_channels must be a positive integer, got {in_channels!r}')
-    if not isinstance(reduction, int) or reduction < 1:
-        raise ValueError(f'reduction must be a positive integer, got {reduction!r}')
+    """C' = C // reduction: TypeError/ValueError naming the argument when either is not a
+    positive integer, ValueError when C // reduction leaves no channel."""
+    check_int('in_channels', in_channels)
+    check_int('reduction', reduction)
     if in_channels // reduction < 1:
         raise ValueError(f'reduction={reduction} leaves no inter channels for '
                          f'in_channels={in_channels} (in_channels // reduction == 0)')
     return in_channels // reduction
 
 
+def check_block_args(conv_cfg: Optional[dict], norm_cfg: Optional[dict], **flags: bool) -> None:
+    """TypeError unless conv_cfg/norm_cfg are dicts or None and every flag is a bool."""
+    check_optional_dict('conv_cfg', conv_cfg)
+    check_optional_dict('norm_cfg', norm_cfg)
+    for name, value in flags.items():
+        check_bool(name, value)
+
+
 def check_input(x: torch.Tensor, in_channels: int, owner: str) -> None:
-    """Clear error for a non-4-D input or one whose channels differ from ``in_channels``."""
-    if x.dim() != 4:
-        raise ValueError(f'{owner} expects a (B, C, H, W) input, got shape {tuple(x.shape)}')
-    if x.shape[1] != in_channels:
-        raise ValueError(f'{owner} was built for in_channels={in_channels} but received an '
-                         f'input with {x.shape[1]} channels (shape {tuple(x.shape)})')
+    """Clear error (before any work) for an input that is not a non-empty floating
+    (B, in_channels, H, W) tensor: see :func:`~nlseg.models.utils.check_feature_map`."""
+    check_feature_map(x, owner, channels=in_channels)
 
 
 def to_tokens(x: torch.Tensor) -> torch.Tensor:
@@ -118,6 +118,7 @@ class NonLocalBlock(nn.Module):
         check_choice('impl', impl, IMPLS)
         check_choice('mode', mode, NL_MODES)
         self._check_mode_supported(mode)
+        check_block_args(conv_cfg, norm_cfg, use_scale=use_scale, sub_sample=sub_sample)
         self.in_channels = in_channels
         self.reduction = reduction
         self.inter_channels = inter_channels_of(in_channels, reduction)

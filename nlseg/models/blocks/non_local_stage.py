@@ -24,8 +24,9 @@ from mmengine.model.weight_init import normal_init
 
 from nlseg.ops.affinity import apply_affinity, softmax_affinity
 from nlseg.ops.attention import softmax_attention
-from .non_local import IMPLS, NL_MODES, SOFTMAX_MODES, check_choice, check_input, \
-    inter_channels_of, to_map, to_tokens, zero_init_output
+from ..utils.input_checks import check_int
+from .non_local import IMPLS, NL_MODES, SOFTMAX_MODES, check_block_args, check_choice, \
+    check_input, inter_channels_of, to_map, to_tokens, zero_init_output
 
 __all__ = ['NonLocalStage']
 
@@ -62,8 +63,8 @@ class NonLocalStage(nn.Module):
             raise ValueError(f'NonLocalStage does not support mode={mode!r}: the diffusion '
                              'form Z + W (A - I) g needs a row-normalised affinity (rows '
                              f'summing to 1), which only the softmax modes {SOFTMAX_MODES} give')
-        if not isinstance(num_units, int) or num_units < 1:
-            raise ValueError(f'num_units must be an integer >= 1, got {num_units!r}')
+        check_int('num_units', num_units)
+        check_block_args(conv_cfg, norm_cfg, use_scale=use_scale)
         self.in_channels = in_channels
         self.reduction = reduction
         self.inter_channels = inter_channels_of(in_channels, reduction)

@@ -26,7 +26,8 @@ from mmengine.model.weight_init import constant_init, normal_init
 
 from nlseg.ops.affinity import NORMALIZATIONS, apply_affinity, normalize_affinity, \
     relu_dot_affinity, relu_dot_attention
-from .non_local import IMPLS, check_choice, check_input, inter_channels_of, to_map, to_tokens
+from .non_local import IMPLS, check_block_args, check_choice, check_input, inter_channels_of, \
+    to_map, to_tokens
 
 __all__ = ['SpectralNonLocalBlock']
 
@@ -46,6 +47,7 @@ class SpectralNonLocalBlock(nn.Module):
         super().__init__()
         check_choice('impl', impl, IMPLS)
         check_choice('affinity', affinity, NORMALIZATIONS)
+        check_block_args(conv_cfg, norm_cfg, generalized=generalized)
         self.in_channels = in_channels
         self.reduction = reduction
         self.inter_channels = inter_channels_of(in_channels, reduction)

@@ -6,6 +6,7 @@ from typing import Optional
 from mmseg.registry import MODELS
 
 from nlseg.models.blocks.non_local import AdaptiveNonLocalBlock
+from ..utils.input_checks import check_real
 from .context_fcn_head import ContextFCNHead
 
 __all__ = ['ARNLHead']
@@ -28,6 +29,7 @@ class ARNLHead(ContextFCNHead):
     def __init__(self, reduction: int = 2, use_scale: bool = False,
                  mode: str = 'embedded_gaussian', temperature: float = 0.05,
                  lambda_act: Optional[str] = None, impl: str = 'auto', **kwargs) -> None:
+        check_real('temperature', temperature)
         super().__init__(**kwargs)
         self.reduction = reduction
         self.use_scale = use_scale

@@ -10,6 +10,8 @@ import torch
 import torch.nn as nn
 from mmseg.models.decode_heads.fcn_head import FCNHead
 
+from ..utils.input_checks import check_decode_head_args, check_head_inputs
+
 __all__: list[str] = []
 
 
@@ -18,6 +20,8 @@ class ContextFCNHead(FCNHead):
 
     Subclasses build their block after ``super().__init__`` and store it under the name in
     ``block_name`` (``nl_block`` for the NLHead drop-in, so its checkpoints load unchanged).
+    The ``BaseDecodeHead`` arguments are checked with clear errors (mmseg only asserts), and
+    the selected input is checked before any work (:func:`check_head_inputs`).
     """
 
     block_name = 'block'
@@ -27,22 +31,20 @@ class ContextFCNHead(FCNHead):
         if num_convs != 2:
             raise ValueError(f'{type(self).__name__} has num_convs=2 (the block sits between '
                              f'convs[0] and convs[1]), got num_convs={num_convs}')
+        check_decode_head_args(kwargs)
+        if kwargs.get('input_transform') == 'multiple_select':
+            raise ValueError(f'{type(self).__name__} takes one feature map: input_transform '
+                             f"must be None or 'resize_concat', got 'multiple_select'")
         super().__init__(num_convs=2, **kwargs)
 
     @property
     def context_block(self) -> nn.Module:
         return getattr(self, self.block_name)
 
-    def _check_channels(self, x: torch.Tensor) -> None:
-        expected = self.convs[0].conv.in_channels
-        if x.dim() != 4 or x.shape[1] != expected:
-            raise ValueError(f'{type(self).__name__} expects an input with {expected} channels '
-                             f'(in_channels), received shape {tuple(x.shape)} '
-                             f'({x.shape[1] if x.dim() > 1 else "no"} channels)')
-
-    def forward(self, inputs):
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        check_head_inputs(inputs, type(self).__name__, self.in_index, self.in_channels,
+                          self.input_transform)
         x = self._transform_inputs(inputs)
-        self._check_channels(x)
         output = self.convs[0](x)
         output = self.context_block(output)
         output = self.convs[1](output)

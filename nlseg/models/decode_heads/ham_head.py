@@ -16,6 +16,9 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from ..blocks.hamburger import Hamburger
+from ..blocks.hams import HAMS
+from ..utils.input_checks import check_bool, check_choice, check_decode_head_args, \
+    check_head_inputs, check_int, check_optional_dict
 
 __all__ = ['HamburgerHead']
 
@@ -39,8 +42,13 @@ class HamburgerHead(BaseDecodeHead):
     def __init__(self, ham_channels: int = 512, ham_type: str = 'NMF',
                  ham_kwargs: Optional[dict] = None, trailing_relu: bool = False,
                  **kwargs) -> None:
+        check_int('ham_channels', ham_channels)
+        check_choice('ham_type', ham_type, tuple(HAMS))
+        check_optional_dict('ham_kwargs', ham_kwargs)
+        check_bool('trailing_relu', trailing_relu)
         if isinstance(kwargs.get('in_index'), (list, tuple)):
             kwargs.setdefault('input_transform', 'multiple_select')
+        check_decode_head_args(kwargs)
         super().__init__(**kwargs)
         in_channels = (sum(self.in_channels) if isinstance(self.in_channels, (list, tuple))
                        else self.in_channels)
@@ -56,6 +64,8 @@ class HamburgerHead(BaseDecodeHead):
             norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
 
     def _forward_feature(self, inputs: list[Tensor]) -> Tensor:
+        check_head_inputs(inputs, type(self).__name__, self.in_index, self.in_channels,
+                          self.input_transform)
         x = self._transform_inputs(inputs)
         if isinstance(x, (list, tuple)):
             x = torch.cat([

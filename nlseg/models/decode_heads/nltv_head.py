@@ -22,6 +22,7 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 
 from ..blocks.nltv_softmax import NLTVSoftmax
+from ..utils.input_checks import check_bool, check_choice, check_head_inputs
 
 __all__ = ['NLTVHead']
 
@@ -74,8 +75,14 @@ class NLTVHead(BaseDecodeHead):
         # BaseDecodeHead.__init__ would build a second classifier and loss: the base head owns
         # them, and every BaseDecodeHead attribute is delegated to it
         BaseModule.__init__(self, init_cfg)
-        if graph_source not in GRAPH_SOURCES:
-            raise ValueError(f'graph_source must be one of {GRAPH_SOURCES}, got {graph_source!r}')
+        check_choice('graph_source', graph_source, GRAPH_SOURCES)
+        check_bool('resize_features', resize_features)
+        if nltv is not None and not isinstance(nltv, dict):
+            raise TypeError(f'nltv must be a dict of NLTVSoftmax arguments or None, got '
+                            f'{nltv!r} ({type(nltv).__name__})')
+        if feature_module is not None and not isinstance(feature_module, str):
+            raise TypeError(f'feature_module must be the name (str) of a submodule of the base '
+                            f'head or None, got {feature_module!r}')
         if isinstance(base_head, nn.Module):
             self.base_head = base_head
         elif isinstance(base_head, dict):
@@ -87,12 +94,10 @@ class NLTVHead(BaseDecodeHead):
             raise TypeError(f'base_head must build a BaseDecodeHead, got '
                             f'{type(self.base_head).__name__}')
         nltv = dict(nltv or {})
-        if not isinstance(nltv, dict):
-            raise TypeError(f'nltv must be a dict of NLTVSoftmax arguments, got {type(nltv)}')
         nltv.setdefault('feature_norm', 'l2')
         self.nltv = NLTVSoftmax(**nltv)
         self.graph_source = graph_source
-        self.resize_features = bool(resize_features)
+        self.resize_features = resize_features
         self._captured: Optional[torch.Tensor] = None
         if graph_source == 'features':
             if feature_module is None:
@@ -118,7 +123,14 @@ class NLTVHead(BaseDecodeHead):
         return logits, feats
 
     def forward(self, inputs: List[torch.Tensor]) -> torch.Tensor:
-        """Base head -> logits (B, K, H, W) -> log of the NLTV-regularised probabilities."""
+        """Base head -> logits (B, K, H, W) -> log of the NLTV-regularised probabilities.
+
+        The feature maps the base head selects are checked first (a list of non-empty floating
+        (B, C, H, W) tensors with its in_channels); levels that are sequences (heads with
+        structured levels, such as DPTHead's (x, cls_token) pairs) are left to the base head.
+        """
+        check_head_inputs(inputs, type(self).__name__, self.in_index, self.in_channels,
+                          self.input_transform, strict=False)
         logits, feats = self._base_forward(inputs)
         if self.graph_source == 'features':
             if feats is None:
