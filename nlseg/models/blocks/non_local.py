@@ -77,6 +77,19 @@ def to_map(tokens: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return tokens.transpose(1, 2).reshape(b, c, *like.shape[2:])
 
 
+def project_out(conv_out: ConvModule, tokens: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``conv_out`` (W_z of eq. 6, with its norm) on the aggregated tokens, as a float32
+    island under autocast. A g of the unnormalised affinities (dot product, concatenation,
+    the NS unit's A g - g) grows like the cube of the input scale and overflows float16 before
+    the output norm brings it back; the ops already return it in float32."""
+    y = to_map(tokens, like)
+    device_type = like.device.type
+    if not torch.is_autocast_enabled(device_type):
+        return conv_out(y)
+    with torch.autocast(device_type=device_type, enabled=False):
+        return conv_out(y.to(conv_out.conv.weight.dtype))
+
+
 def zero_init_output(conv_module: ConvModule) -> None:
     """Zero the output norm (or the conv when there is none): the block starts as identity."""
     if conv_module.norm_cfg is None:
@@ -197,7 +210,7 @@ class NonLocalBlock(nn.Module):
         check_input(x, self.in_channels, type(self).__name__)
         query, key = self.query_key(x)
         y = self.aggregate(query, key, to_tokens(self.g(x)))
-        return x + self.conv_out(to_map(y, x))
+        return x + project_out(self.conv_out, y, x)
 
 
 class AdaptiveNonLocalBlock(NonLocalBlock):
@@ -235,4 +248,21 @@ class AdaptiveNonLocalBlock(NonLocalBlock):
 
     def query_key(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         query, key = super().query_key(x)
-        return self.adaptive_weight(x) * query, key
+        # lambda_i * theta_i in float32: under float16 autocast both factors are half and
+        # their product overflows long before the (float32) softmax would
+        lam = self.adaptive_weight(x)
+        dtype = torch.promote_types(torch.promote_types(lam.dtype, query.dtype), torch.float32)
+        return lam.to(dtype) * query.to(dtype), key
+
+    def aggregate(self, query: torch.Tensor, key: torch.Tensor,
+                  value: torch.Tensor) -> torch.Tensor:
+        """As NonLocalBlock's, but a float32 island under float16 autocast: the fused
+        attention would cast the query lambda_i * theta_i back to half, where it overflows
+        (bfloat16 has float32's range and needs no island)."""
+        device_type = query.device.type
+        if not (torch.is_autocast_enabled(device_type)
+                and torch.get_autocast_dtype(device_type) == torch.float16):
+            return super().aggregate(query, key, value)
+        with torch.autocast(device_type=device_type, enabled=False):
+            dtype = torch.promote_types(query.dtype, torch.float32)
+            return super().aggregate(query.to(dtype), key.to(dtype), value.to(dtype))

@@ -26,7 +26,7 @@ from nlseg.ops.affinity import apply_affinity, softmax_affinity
 from nlseg.ops.attention import softmax_attention
 from ..utils.input_checks import check_int
 from .non_local import IMPLS, NL_MODES, SOFTMAX_MODES, check_block_args, check_choice, \
-    check_input, inter_channels_of, to_map, to_tokens, zero_init_output
+    check_input, inter_channels_of, project_out, to_map, to_tokens, zero_init_output
 
 __all__ = ['NonLocalStage']
 
@@ -118,5 +118,5 @@ class NonLocalStage(nn.Module):
                 ag = softmax_attention(query, key, g, self.scale)
             else:
                 ag = apply_affinity(affinity, g)
-            z = z + unit.conv_out(to_map(ag - g, z))
+            z = z + project_out(unit.conv_out, ag - g, z)
         return z
