@@ -189,6 +189,7 @@ CONSTRUCTOR_CASES = [
     case(Hamburger, dict(norm_cfg='BN'), T, r"norm_cfg must be a dict or None, got 'BN'"),
     case(Hamburger, dict(conv_cfg=1), T, r'conv_cfg must be a dict or None, got 1'),
     case(Hamburger, dict(trailing_relu='False'), T, r'trailing_relu must be True or False'),
+    case(Hamburger, dict(low_rank_upper='auto'), T, r'low_rank_upper must be True or False'),
     # ---- NLTVSoftmax
     case(NLTVSoftmax, dict(k=0), V, r'k must be an integer >= 1, got 0'),
     case(NLTVSoftmax, dict(k=2.0), T, r'k must be an integer'),
@@ -264,6 +265,7 @@ CONSTRUCTOR_CASES = [
     case(HamburgerHead, dict(ham_kwargs=dict(MD_S=3)), V, r'divisible by MD_S \(3\)'),
     case(HamburgerHead, dict(ham_kwargs=dict(inv_t=-1)), V, r'inv_t must be > 0'),
     case(HamburgerHead, dict(trailing_relu=None), T, r'trailing_relu must be True or False'),
+    case(HamburgerHead, dict(low_rank_upper=1), T, r'low_rank_upper must be True or False'),
     case(HamburgerHead, dict(in_index=[0, 1]), T,  # a list in_index selects multiple levels
          r"in_channels must be a non-empty list of integers with "
          r"input_transform='multiple_select'"),

@@ -59,6 +59,19 @@ def _rss_kib(field: str) -> int:
     raise RuntimeError(f'{field} not in /proc/self/status')
 
 
+def _release_free_heap() -> None:
+    """Give the heap glibc keeps after ``free`` back to the OS (``malloc_trim``), so the
+    baseline RSS is the memory really in use: otherwise a step reuses the pages freed by the
+    warm-up (or an earlier case) without raising RSS, and its peak is understated by an
+    amount that depends on the warm-up's allocation pattern (many small tensors, as BPTT
+    through the hams makes, leave the most behind)."""
+    import ctypes
+    try:
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to release
+        pass
+
+
 class _Memory:
     """Peak memory above the level at ``start()``."""
 
@@ -72,6 +85,7 @@ class _Memory:
             torch.cuda.reset_peak_memory_stats()
             self.base = torch.cuda.memory_allocated()
         else:
+            _release_free_heap()
             with open('/proc/self/clear_refs', 'w') as f:
                 f.write('5')  # reset VmHWM to the current RSS
             self.base = _rss_kib('VmRSS') * 1024

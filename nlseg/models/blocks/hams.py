@@ -127,11 +127,17 @@ class _MatrixDecomposition2D(nn.Module):
         new = self.bases + self.eta * (update.to(self.bases) - self.bases)
         self.bases.copy_(F.normalize(new, dim=1))
 
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, C, H, W) -> (B, C, H, W): the low-rank reconstruction D C of each group.
+    def factorize(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, C, H, W) -> the factors ``(bases, coef)`` of every group, without forming the
+        reconstruction: bases D of shape (B * S, d, r) and codes C^T of shape (B * S, n, r)
+        (n = H * W, group-major within each image), so that group g of image b is
+        ``bases[b * S + g] @ coef[b * S + g].T``.
 
-        A non-4-D, non-floating or empty (B = 0, H * W = 0) input, or a channel count other
-        than ``channels`` (or not divisible by MD_S), raises before any work.
+        Same work, random draws and side effects (the online update of ``rand_init=False``
+        in training) as :meth:`forward`; the factors are float32 (float64 for a float64
+        input), computed with autocast disabled. A non-4-D, non-floating or empty (B = 0,
+        H * W = 0) input, or a channel count other than ``channels`` (or not divisible by
+        MD_S), raises before any work.
         """
         check_feature_map(x, type(self).__name__)
         B, C, H, W = x.shape
@@ -147,10 +153,17 @@ class _MatrixDecomposition2D(nn.Module):
             xs = x.to(compute_dtype).reshape(B * self.S, d, H * W)
             bases = self._initial_bases(B, d, xs)
             bases, coef = self._decompose(xs, bases, steps)
-            out = reconstruct(bases, coef)
         if self.training and not self.rand_init:
             self.online_update(bases)
-        return out.reshape(B, C, H, W).to(x.dtype)
+        return bases, coef
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) -> (B, C, H, W): the low-rank reconstruction D C of each group
+        (the product of :meth:`factorize`'s factors, cast back to the input dtype)."""
+        bases, coef = self.factorize(x)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            out = reconstruct(bases, coef)
+        return out.reshape(x.shape).to(x.dtype)
 
     def extra_repr(self) -> str:
         return (f'channels={self.channels}, MD_S={self.S}, MD_R={self.R}, '

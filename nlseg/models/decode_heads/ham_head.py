@@ -33,6 +33,9 @@ class HamburgerHead(BaseDecodeHead):
         ham_kwargs: arguments of the ham (``MD_S``, ``MD_R``, ``train_steps``,
             ``eval_steps``, ``inv_t``, ``rand_init``, ``grad``, ``eval_seed``, ``beta``...).
         trailing_relu: ReLU after the Hamburger's skip sum (public implementations).
+        low_rank_upper: let the Hamburger apply its upper bread and BN to the ham's factors
+            (exact; see :class:`~nlseg.models.blocks.Hamburger`). ``False``: always form the
+            reconstruction.
         **kwargs: ``BaseDecodeHead`` arguments (``in_channels``, ``channels``,
             ``num_classes``, ``in_index``, ``norm_cfg``...). A list ``in_index`` selects
             several levels (``input_transform`` defaults to ``'multiple_select'``) that are
@@ -41,11 +44,12 @@ class HamburgerHead(BaseDecodeHead):
 
     def __init__(self, ham_channels: int = 512, ham_type: str = 'NMF',
                  ham_kwargs: Optional[dict] = None, trailing_relu: bool = False,
-                 **kwargs) -> None:
+                 low_rank_upper: bool = True, **kwargs) -> None:
         check_int('ham_channels', ham_channels)
         check_choice('ham_type', ham_type, tuple(HAMS))
         check_optional_dict('ham_kwargs', ham_kwargs)
         check_bool('trailing_relu', trailing_relu)
+        check_bool('low_rank_upper', low_rank_upper)
         if isinstance(kwargs.get('in_index'), (list, tuple)):
             kwargs.setdefault('input_transform', 'multiple_select')
         check_decode_head_args(kwargs)
@@ -58,7 +62,8 @@ class HamburgerHead(BaseDecodeHead):
             norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
         self.hamburger = Hamburger(
             ham_channels, ham_channels, ham_type=ham_type, ham_kwargs=ham_kwargs,
-            norm_cfg=self.norm_cfg, conv_cfg=self.conv_cfg, trailing_relu=trailing_relu)
+            norm_cfg=self.norm_cfg, conv_cfg=self.conv_cfg, trailing_relu=trailing_relu,
+            low_rank_upper=low_rank_upper)
         self.align = ConvModule(
             ham_channels, self.channels, 3, padding=1, conv_cfg=self.conv_cfg,
             norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
