@@ -148,6 +148,9 @@ CONSTRUCTOR_CASES = [
     case(NonLocalBlock, dict(mode=None), V, r'mode must be one of'),
     case(NonLocalBlock, dict(use_scale='yes'), T, r"use_scale must be True or False, got 'yes'"),
     case(NonLocalBlock, dict(sub_sample=1), T, r'sub_sample must be True or False, got 1'),
+    case(NonLocalBlock, dict(zero_init_output='yes'), T, r'zero_init_output must be True or False'),
+    case(AdaptiveNonLocalBlock, dict(zero_init_output=None), T,
+         r'zero_init_output must be True or False'),
     # ---- AdaptiveNonLocalBlock
     *nl_family_cases(AdaptiveNonLocalBlock),
     case(AdaptiveNonLocalBlock, dict(lambda_act='relu'), V,
@@ -164,9 +167,11 @@ CONSTRUCTOR_CASES = [
          r"does not support mode='concatenation'.*row-normalised"),
     case(NonLocalStage, dict(mode='softmax'), V, NL_MODES_RE),
     case(NonLocalStage, dict(use_scale='False'), T, r'use_scale must be True or False'),
+    case(NonLocalStage, dict(zero_init_output=0), T, r'zero_init_output must be True or False'),
     # ---- SpectralNonLocalBlock (SNL and gSNL)
     *nl_family_cases(SpectralNonLocalBlock),
     case(SpectralNonLocalBlock, dict(affinity='laplacian'), V, AFFINITY_RE),
+    case(SpectralNonLocalBlock, dict(zero_init_output='no'), T, r'zero_init_output must be True or False'),
     case(SpectralNonLocalBlock, dict(generalized=True, affinity='laplacian'), V, AFFINITY_RE),
     case(SpectralNonLocalBlock, dict(generalized='True'), T,
          r"generalized must be True or False, got 'True'"),
@@ -223,6 +228,7 @@ CONSTRUCTOR_CASES = [
     # ---- NonLocalHead (and the BaseDecodeHead arguments of every nlseg head)
     *head_base_cases(NonLocalHead),
     case(NonLocalHead, dict(mode='softmax'), V, NL_MODES_RE),
+    case(NonLocalHead, dict(zero_init_output=None), T, r'zero_init_output must be True or False'),
     case(NonLocalHead, dict(impl='fast'), V, IMPL_RE),
     case(NonLocalHead, dict(reduction=8), V, r'reduction=8 leaves no inter channels'),
     case(NonLocalHead, dict(reduction='2'), T, r'reduction must be an integer'),
@@ -235,6 +241,7 @@ CONSTRUCTOR_CASES = [
     # ---- ARNLHead
     *head_base_cases(ARNLHead),
     case(ARNLHead, dict(lambda_act='relu'), V, r"lambda_act must be one of \(None, 'softplus'\)"),
+    case(ARNLHead, dict(zero_init_output=1), T, r'zero_init_output must be True or False'),
     case(ARNLHead, dict(mode='concatenation'), V, r"does not support mode='concatenation'"),
     case(ARNLHead, dict(reduction=0), V, r'reduction must be an integer >= 1'),
     case(ARNLHead, dict(use_scale=None), T, r'use_scale must be True or False'),
@@ -243,6 +250,7 @@ CONSTRUCTOR_CASES = [
     # ---- NSHead
     *head_base_cases(NSHead),
     case(NSHead, dict(num_units=0), V, r'num_units must be an integer >= 1, got 0'),
+    case(NSHead, dict(zero_init_output='False'), T, r'zero_init_output must be True or False'),
     case(NSHead, dict(mode='dot_product'), V, r"does not support mode='dot_product'"),
     case(NSHead, dict(reduction=5), V, r'reduction=5 leaves no inter channels'),
     case(NSHead, dict(use_scale=1), T, r'use_scale must be True or False'),
@@ -250,10 +258,12 @@ CONSTRUCTOR_CASES = [
     # ---- SNLHead, GSNLHead
     *head_base_cases(SNLHead),
     case(SNLHead, dict(affinity='laplacian'), V, AFFINITY_RE),
+    case(SNLHead, dict(zero_init_output=0.0), T, r'zero_init_output must be True or False'),
     case(SNLHead, dict(reduction=0), V, r'reduction must be an integer >= 1'),
     case(SNLHead, dict(impl='fast'), V, IMPL_RE),
     *head_base_cases(GSNLHead),
     case(GSNLHead, dict(affinity=None), V, r"affinity must be one of \('symmetric', "),
+    case(GSNLHead, dict(zero_init_output=[]), T, r'zero_init_output must be True or False'),
     case(GSNLHead, dict(reduction=1.0), T, r'reduction must be an integer'),
     case(GSNLHead, dict(impl=None), V, r'impl must be one of'),
     # ---- HamburgerHead

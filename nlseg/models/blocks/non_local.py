@@ -98,6 +98,12 @@ def zero_init_output(conv_module: ConvModule) -> None:
         constant_init(conv_module.norm, 0)
 
 
+def default_init_output(conv_module: ConvModule) -> None:
+    """ConvModule's own init of the output layer (kaiming conv, norm weight 1 and bias 0):
+    the block's context path is open from the start instead of gated shut."""
+    conv_module.init_weights()
+
+
 class KeyPool2d(nn.MaxPool2d):
     """mmcv's 2x2 key/value sub-sampling; maps smaller than 2x2 are left as they are
     (where ``nn.MaxPool2d`` would raise), so 1x1 feature maps work with sub_sample."""
@@ -120,15 +126,22 @@ class NonLocalBlock(nn.Module):
         use_scale: divide embedded_gaussian logits by sqrt(C').
         mode: 'gaussian' | 'embedded_gaussian' | 'dot_product' | 'concatenation'.
         sub_sample: 2x2 max-pool of g and phi (keys/values only).
+        zero_init_output: zero the output norm (or conv) so the block starts as the identity
+            (mmcv's default). ``False`` keeps ConvModule's init (norm weight 1): the context
+            path is open from the first step. Trained from scratch, the zero gate can stay
+            shut: theta, phi and g get no gradient while it is zero (docs/nonlocal.md).
     """
 
     modes = NL_MODES
 
     def __init__(self, in_channels: int, reduction: int = 2, conv_cfg: Optional[dict] = None,
                  norm_cfg: Optional[dict] = None, impl: str = 'auto', use_scale: bool = True,
-                 mode: str = 'embedded_gaussian', sub_sample: bool = False) -> None:
+                 mode: str = 'embedded_gaussian', sub_sample: bool = False,
+                 zero_init_output: bool = True) -> None:
         super().__init__()
         check_choice('impl', impl, IMPLS)
+        check_bool('zero_init_output', zero_init_output)
+        self.zero_init_output = zero_init_output
         check_choice('mode', mode, NL_MODES)
         self._check_mode_supported(mode)
         check_block_args(conv_cfg, norm_cfg, use_scale=use_scale, sub_sample=sub_sample)
@@ -164,11 +177,19 @@ class NonLocalBlock(nn.Module):
         """True when the forward pass never forms the N x M affinity."""
         return self.impl != 'dense'
 
-    def init_weights(self, std: float = 0.01, zeros_init: bool = True) -> None:
-        """mmcv's init: g/theta/phi normal(std), output norm (or conv) zero."""
+    def init_weights(self, std: float = 0.01, zeros_init: Optional[bool] = None) -> None:
+        """mmcv's init: g/theta/phi normal(std), output norm (or conv) zero, unless
+        ``zero_init_output=False`` (then the output layer keeps its default init: norm weight
+        1, bias 0). ``zeros_init=False`` draws the output norm (or conv) from normal(std), as
+        mmcv's ``NonLocal2d.init_weights(zeros_init=False)``."""
         convs = [self.g] if self.mode == 'gaussian' else [self.g, self.theta, self.phi]
         for m in convs:  # unwrap the sub_sample Sequential(ConvModule, pool)
             normal_init((m[0] if isinstance(m, nn.Sequential) else m).conv, std=std)
+        if zeros_init is None:
+            zeros_init = self.zero_init_output
+            if not zeros_init:
+                default_init_output(self.conv_out)
+                return
         if zeros_init:
             zero_init_output(self.conv_out)
         elif self.conv_out.norm_cfg is None:
@@ -228,10 +249,12 @@ class AdaptiveNonLocalBlock(NonLocalBlock):
 
     def __init__(self, in_channels: int, reduction: int = 2, conv_cfg: Optional[dict] = None,
                  norm_cfg: Optional[dict] = None, impl: str = 'auto', use_scale: bool = False,
-                 mode: str = 'embedded_gaussian', lambda_act: Optional[str] = None) -> None:
+                 mode: str = 'embedded_gaussian', lambda_act: Optional[str] = None,
+                 zero_init_output: bool = True) -> None:
         check_choice('lambda_act', lambda_act, LAMBDA_ACTS)
         super().__init__(in_channels, reduction=reduction, conv_cfg=conv_cfg,
-                         norm_cfg=norm_cfg, impl=impl, use_scale=use_scale, mode=mode)
+                         norm_cfg=norm_cfg, impl=impl, use_scale=use_scale, mode=mode,
+                         zero_init_output=zero_init_output)
         self.lambda_act = lambda_act
         self.lambda_x = build_conv_layer(conv_cfg, in_channels, 1, kernel_size=3, padding=1)
 

@@ -24,9 +24,10 @@ from mmengine.model.weight_init import normal_init
 
 from nlseg.ops.affinity import apply_affinity, softmax_affinity
 from nlseg.ops.attention import softmax_attention
-from ..utils.input_checks import check_int
+from ..utils.input_checks import check_bool, check_int
 from .non_local import IMPLS, NL_MODES, SOFTMAX_MODES, check_block_args, check_choice, \
-    check_input, inter_channels_of, project_out, to_map, to_tokens, zero_init_output
+    check_input, default_init_output, inter_channels_of, project_out, to_map, to_tokens, \
+    zero_init_output
 
 __all__ = ['NonLocalStage']
 
@@ -51,13 +52,17 @@ class NonLocalStage(nn.Module):
         num_units: units of the stage (>= 1).
         use_scale: divide embedded_gaussian logits by sqrt(C').
         mode: 'embedded_gaussian' or 'gaussian' (row-normalised kernels only).
+        zero_init_output: as :class:`NonLocalBlock` (every unit's output norm).
     """
 
     def __init__(self, in_channels: int, reduction: int = 2, conv_cfg: Optional[dict] = None,
                  norm_cfg: Optional[dict] = None, impl: str = 'auto', num_units: int = 2,
-                 use_scale: bool = True, mode: str = 'embedded_gaussian') -> None:
+                 use_scale: bool = True, mode: str = 'embedded_gaussian',
+                 zero_init_output: bool = True) -> None:
         super().__init__()
         check_choice('impl', impl, IMPLS)
+        check_bool('zero_init_output', zero_init_output)
+        self.zero_init_output = zero_init_output
         check_choice('mode', mode, NL_MODES)
         if mode not in SOFTMAX_MODES:
             raise ValueError(f'NonLocalStage does not support mode={mode!r}: the diffusion '
@@ -81,14 +86,18 @@ class NonLocalStage(nn.Module):
         self.init_weights()
 
     def init_weights(self, std: float = 0.01) -> None:
-        """g/theta/phi normal(std); every unit's output norm (or conv) zero: identity."""
+        """g/theta/phi normal(std); every unit's output norm (or conv) zero (identity), or
+        ConvModule's init with ``zero_init_output=False``."""
         convs = [u.g for u in self.units]
         if self.mode != 'gaussian':
             convs += [self.theta, self.phi]
         for m in convs:
             normal_init(m.conv, std=std)
         for unit in self.units:
-            zero_init_output(unit.conv_out)
+            if self.zero_init_output:
+                zero_init_output(unit.conv_out)
+            else:
+                default_init_output(unit.conv_out)
 
     @property
     def efficient(self) -> bool:

@@ -26,6 +26,7 @@ from mmengine.model.weight_init import constant_init, normal_init
 
 from nlseg.ops.affinity import NORMALIZATIONS, apply_affinity, normalize_affinity, \
     relu_dot_affinity, relu_dot_attention
+from ..utils.input_checks import check_bool
 from .non_local import IMPLS, check_block_args, check_choice, check_input, inter_channels_of, \
     to_map, to_tokens
 
@@ -39,13 +40,17 @@ class SpectralNonLocalBlock(nn.Module):
         in_channels, reduction, conv_cfg, norm_cfg, impl: as :class:`NonLocalBlock`.
         generalized: add the w3 (2A - I) term (gSNL).
         affinity: 'symmetric' (D^-1/2 S D^-1/2) or 'random_walk' (D^-1 S).
+        zero_init_output: as :class:`~nlseg.models.blocks.NonLocalBlock` (the output norm).
     """
 
     def __init__(self, in_channels: int, reduction: int = 2, conv_cfg: Optional[dict] = None,
                  norm_cfg: Optional[dict] = None, impl: str = 'auto',
-                 generalized: bool = False, affinity: str = 'symmetric') -> None:
+                 generalized: bool = False, affinity: str = 'symmetric',
+                 zero_init_output: bool = True) -> None:
         super().__init__()
         check_choice('impl', impl, IMPLS)
+        check_bool('zero_init_output', zero_init_output)
+        self.zero_init_output = zero_init_output
         check_choice('affinity', affinity, NORMALIZATIONS)
         check_block_args(conv_cfg, norm_cfg, generalized=generalized)
         self.in_channels = in_channels
@@ -75,10 +80,17 @@ class SpectralNonLocalBlock(nn.Module):
         return [self.w1, self.w2] + ([self.w3] if self.generalized else [])
 
     def init_weights(self, std: float = 0.01) -> None:
-        """theta/phi/g normal(std); norm (or, without norm, w1..w3) zero: identity."""
+        """theta/phi/g normal(std); norm (or, without norm, w1..w3) zero: identity. With
+        ``zero_init_output=False`` the norm is weight 1, bias 0 and w1..w3 keep their
+        default (kaiming) init."""
         for m in (self.theta, self.phi, self.g):
             normal_init(m, std=std)
-        if isinstance(self.norm, nn.Identity):
+        if not self.zero_init_output:
+            for m in self.output_convs:
+                m.reset_parameters()
+            if not isinstance(self.norm, nn.Identity):
+                constant_init(self.norm, 1, bias=0)
+        elif isinstance(self.norm, nn.Identity):
             for m in self.output_convs:
                 constant_init(m, 0)
         else:

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 from mmseg.models.decode_heads.fcn_head import FCNHead
 
-from ..utils.input_checks import check_decode_head_args, check_head_inputs
+from ..utils.input_checks import check_bool, check_decode_head_args, check_head_inputs
 
 __all__: list[str] = []
 
@@ -18,15 +18,18 @@ __all__: list[str] = []
 class ContextFCNHead(FCNHead):
     """Base of NonLocalHead, ARNLHead, NSHead, SNLHead, GSNLHead (not registered).
 
-    Subclasses build their block after ``super().__init__`` and store it under the name in
-    ``block_name`` (``nl_block`` for the NLHead drop-in, so its checkpoints load unchanged).
+    Subclasses build their block after ``super().__init__`` (passing
+    ``zero_init_output``: True, the default, zero-initialises the block's output norm so it
+    starts as the identity, as mmcv does; False keeps the norm's weight 1) and store it under
+    the name in ``block_name`` (``nl_block`` for the NLHead drop-in, so its checkpoints load unchanged).
     The ``BaseDecodeHead`` arguments are checked with clear errors (mmseg only asserts), and
     the selected input is checked before any work (:func:`check_head_inputs`).
     """
 
     block_name = 'block'
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, zero_init_output: bool = True, **kwargs) -> None:
+        check_bool('zero_init_output', zero_init_output)
         num_convs = kwargs.pop('num_convs', 2)
         if num_convs != 2:
             raise ValueError(f'{type(self).__name__} has num_convs=2 (the block sits between '
@@ -36,6 +39,8 @@ class ContextFCNHead(FCNHead):
             raise ValueError(f'{type(self).__name__} takes one feature map: input_transform '
                              f"must be None or 'resize_concat', got 'multiple_select'")
         super().__init__(num_convs=2, **kwargs)
+        #: passed to the block: False opens its output norm at init (weight 1, not 0)
+        self.zero_init_output = zero_init_output
 
     @property
     def context_block(self) -> nn.Module:

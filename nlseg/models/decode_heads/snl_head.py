@@ -30,7 +30,7 @@ class SNLHead(ContextFCNHead):
         self.snl_block = SpectralNonLocalBlock(
             in_channels=self.channels, reduction=reduction, conv_cfg=self.conv_cfg,
             norm_cfg=self.norm_cfg, impl=impl, generalized=self.generalized,
-            affinity=affinity)
+            affinity=affinity, zero_init_output=self.zero_init_output)
 
 
 @MODELS.register_module()
