@@ -93,6 +93,30 @@ def train_iterations(decode_head: dict, iters: int = 2, size: int = 64,
 
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def tool_env(**extra: str) -> dict:
+    """Environment for running nlseg's tools in a subprocess as a user does: torch's default
+    weights_only=True (no TORCH_FORCE_*WEIGHTS_ONLY* override), the repository importable,
+    one OpenMP thread (two processes with two threads each are ~10x slower on 2 cores)."""
+    import os
+    env = dict(os.environ)
+    env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
+    env.pop('TORCH_FORCE_WEIGHTS_ONLY_LOAD', None)
+    env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
+    env['OMP_NUM_THREADS'] = '1'
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for torchrun's rendezvous in tests)."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
 DEMO_FCN_CONFIG = 'configs/demo/fcn_r18-d8_600iter_synthetic-context-96x96.py'
 
 

@@ -1,7 +1,6 @@
 """CPUSyncBatchNorm over 2 gloo processes equals one BatchNorm over the whole batch; the
 parameter-consistency hook sees identical and diverged replicas."""
 import os
-import socket
 
 import pytest
 import torch
@@ -10,14 +9,9 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from nlseg.engine import CPUSyncBatchNorm, convert_to_cpu_sync_batch_norm, parameter_digests
+from tests.helpers import free_port
 
 CHANNELS = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def _data():
@@ -59,7 +53,7 @@ def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
 @pytest.fixture(scope='module')
 def two_process_results(tmp_path_factory):
     out_dir = str(tmp_path_factory.mktemp('syncbn'))
-    mp.spawn(_worker, args=(2, _free_port(), out_dir), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), out_dir), nprocs=2, join=True)
     return [torch.load(os.path.join(out_dir, f'rank{r}.pt')) for r in range(2)]
 
 

@@ -2,22 +2,11 @@
 default weights_only=True)."""
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 
-from tests.helpers import ROOT
-
-
-def tool_env(**extra: str) -> dict:
-    env = dict(os.environ)
-    env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
-    env.pop('TORCH_FORCE_WEIGHTS_ONLY_LOAD', None)
-    env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
-    env['OMP_NUM_THREADS'] = '1'
-    env.update(extra)
-    return env
+from tests.helpers import ROOT, tool_env
 
 
 def start_tool(tool: str, *args: str) -> subprocess.Popen:

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import ROOT, demo_cfg_options, make_tiny_demo_data
+from tests.helpers import ROOT, demo_cfg_options, make_tiny_demo_data, tool_env
 
 DEMO_CONFIGS = {osp.basename(p).split('_')[0]: osp.relpath(p, ROOT)
                 for p in sorted(glob.glob(osp.join(ROOT, 'configs', 'demo', '*.py')))}
@@ -187,13 +187,8 @@ def test_nltv_regularises_and_is_deterministic(models):
 
 
 def _env(hash_seed: str = '0') -> dict:
-    env = dict(os.environ)
-    env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
-    env.pop('TORCH_FORCE_WEIGHTS_ONLY_LOAD', None)
-    env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
-    env['OMP_NUM_THREADS'] = '1'
-    env['PYTHONHASHSEED'] = hash_seed  # str hashes, hence set orders, differ per process
-    return env
+    # str hashes, hence set orders, differ per process
+    return tool_env(PYTHONHASHSEED=hash_seed)
 
 
 SECOND_PROCESS = """

@@ -2,7 +2,6 @@
 per head family trains 3 iterations and ends with bit-identical parameters on both ranks
 (checked by ParameterConsistencyHook, which raises otherwise); SyncBN runs multi-process on
 gloo (CPUSyncBatchNorm) and single-process (reverted to BN by mmengine)."""
-import os
 import os.path as osp
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from tests.helpers import ROOT, demo_cfg_options, make_tiny_demo_data
+from tests.helpers import ROOT, demo_cfg_options, free_port, make_tiny_demo_data
 from tests.test_reliability.cli import run_tool, tool_env
 
 pytestmark = pytest.mark.slow
@@ -33,8 +32,8 @@ def data_root(tmp_path_factory):
     return make_tiny_demo_data(str(tmp_path_factory.mktemp('dist') / 'data'))
 
 
-def _dist_train(config: str, work: str, options: list, port_offset: int):
-    env = tool_env(PYTHON=sys.executable, PORT=str(29600 + (os.getpid() + port_offset) % 2000))
+def _dist_train(config: str, work: str, options: list):
+    env = tool_env(PYTHON=sys.executable, PORT=str(free_port()))
     return subprocess.run(['bash', 'tools/dist_train.sh', config, '2', '--work-dir', work,
                            '--cfg-options', *options], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
@@ -46,7 +45,7 @@ def _dist_train(config: str, work: str, options: list, port_offset: int):
 def test_two_processes_keep_identical_parameters(tmp_path, data_root, slug, sync_bn):
     work = str(tmp_path / 'work')
     options = demo_cfg_options(data_root, ITERS, ITERS) + (SYNC_BN if sync_bn else [])
-    proc = _dist_train(_checked_config(tmp_path, slug), work, options, len(slug))
+    proc = _dist_train(_checked_config(tmp_path, slug), work, options)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     assert 'Distributed launcher: pytorch' in log

@@ -9,22 +9,14 @@ import sys
 import pytest
 import torch
 
-from tests.helpers import DEMO_FCN_CONFIG, ROOT, demo_cfg_options, make_tiny_demo_data
+from tests.helpers import DEMO_FCN_CONFIG, ROOT, demo_cfg_options, free_port, \
+    make_tiny_demo_data, tool_env
 
 pytestmark = pytest.mark.slow
 
 
-def _env():
-    env = dict(os.environ)
-    env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
-    env.pop('TORCH_FORCE_WEIGHTS_ONLY_LOAD', None)
-    env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
-    env['OMP_NUM_THREADS'] = '1'
-    return env
-
-
 def _run(args, timeout=600):
-    proc = subprocess.run(args, cwd=ROOT, env=_env(), capture_output=True, text=True,
+    proc = subprocess.run(args, cwd=ROOT, env=tool_env(), capture_output=True, text=True,
                           timeout=timeout)
     return proc
 
@@ -76,9 +68,9 @@ def test_checkpoint_with_foreign_global_is_refused(tmp_path, data_root):
 def test_dist_train_two_cpu_processes(tmp_path, data_root):
     work = str(tmp_path / 'dist')
     opts = demo_cfg_options(data_root, max_iters=2, checkpoint_interval=2)
-    env = _env()
+    env = tool_env()
     env['PYTHON'] = sys.executable
-    env['PORT'] = str(29500 + os.getpid() % 1000)
+    env['PORT'] = str(free_port())
     proc = subprocess.run(['bash', 'tools/dist_train.sh', DEMO_FCN_CONFIG, '2', '--work-dir',
                            work, '--cfg-options', 'env_cfg.dist_cfg.backend=gloo', *opts],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
