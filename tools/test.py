@@ -13,8 +13,8 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import nlseg  # noqa: E402,F401  (registers nlseg modules, allowlists checkpoint globals)
-from nlseg.utils.runner_setup import (prepare_distributed, readable_errors,  # noqa: E402
-                                      set_local_rank_env)
+from nlseg.utils.runner_setup import (finish_distributed, prepare_distributed,  # noqa: E402
+                                      readable_errors, set_local_rank_env)
 
 
 # TODO: support fuse_conv_bn, visualization, and format_only
@@ -129,6 +129,7 @@ def main():
         runner = Runner.from_cfg(cfg)
         # start testing
         runner.test()
+    finish_distributed()
 
 
 if __name__ == '__main__':

@@ -16,8 +16,9 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import nlseg  # noqa: E402,F401  (registers nlseg modules, allowlists checkpoint globals)
-from nlseg.utils.runner_setup import (check_amp_available, prepare_distributed,  # noqa: E402
-                                      readable_errors, set_local_rank_env)
+from nlseg.utils.runner_setup import (check_amp_available, finish_distributed,  # noqa: E402
+                                      prepare_distributed, readable_errors,
+                                      set_local_rank_env)
 
 
 def parse_args():
@@ -109,6 +110,7 @@ def main():
             runner = RUNNERS.build(cfg)
         # start training
         runner.train()
+    finish_distributed()
 
 
 if __name__ == '__main__':

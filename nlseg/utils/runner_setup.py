@@ -48,6 +48,17 @@ def prepare_distributed(cfg) -> None:
     cfg.model_wrapper_cfg = wrapper
 
 
+def finish_distributed() -> None:
+    """Destroy the default process group once the run is over (every rank, after a
+    barrier). Left to interpreter shutdown, gloo's threads can be torn down while still
+    joinable and abort a rank ("terminate called without an active exception", exit -6)
+    after a run that otherwise succeeded."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def check_amp_available() -> None:
     """``--amp`` means fp16 with a dynamic loss scale (mmengine's AmpOptimWrapper), which
     needs CUDA. Fail early with what to do instead."""
