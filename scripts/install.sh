@@ -71,8 +71,9 @@ fi
 step "install mmengine and mmsegmentation"
 $PIP install "mmengine>=0.10,<1.0" "mmsegmentation>=1.2,<1.3" || fail
 
-step "install nlseg in editable mode with its test extras"
-$PIP install --no-build-isolation -e ".[tests]" || fail
+step "install nlseg in editable mode with its test and deploy extras"
+# deploy = onnx, onnxruntime, onnxscript (none of them requires torch, so torch stays as is)
+$PIP install --no-build-isolation -e ".[tests,deploy]" || fail
 # torch's metadata asks for setuptools>=77, which pip honours while resolving nlseg's deps;
 # mmengine needs pkg_resources (gone from new setuptools): put setuptools<70 back.
 $PIP install "setuptools<70" || fail
