@@ -37,7 +37,7 @@ from torch.autograd.function import once_differentiable
 
 from nlseg.ops.low_rank_projection import group_codes, low_rank_moments, low_rank_residual, \
     project_bases
-from ..utils.input_checks import check_bool, check_choice, check_feature_map, check_int, \
+from nlseg.validation import check_bool, check_choice, check_feature_map, check_int, \
     check_optional_dict
 from .hams import HAMS
 

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from nlseg.ops.matrix_decomposition import (GRAD_MODES, cd_decompose, nmf_decompose,
                                             reconstruct, vq_decompose)
-from ..utils.input_checks import check_bool, check_choice, check_feature_map, check_int, \
+from nlseg.validation import check_bool, check_choice, check_feature_map, check_int, \
     check_real
 
 __all__ = ['NMF2D', 'VQ2D', 'CD2D']

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from nlseg.ops.knn_graph import knn_graph
 from nlseg.ops.nltv_softmax import GRAD_MODES, check_solver_args, nltv_softmax
-from ..utils.input_checks import check_bool, check_choice, check_feature_map, check_int, \
+from nlseg.validation import check_bool, check_choice, check_feature_map, check_int, \
     check_real
 
 __all__ = ['NLTVSoftmax']

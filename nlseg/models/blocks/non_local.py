@@ -30,7 +30,7 @@ from nlseg.ops.affinity import apply_affinity, dot_product_affinity, dot_product
     softmax_affinity
 from nlseg.ops.attention import softmax_attention
 from nlseg.ops.concat_affinity import concatenation_affinity, concatenation_attention
-from ..utils.input_checks import check_bool, check_choice, check_feature_map, check_int, \
+from nlseg.validation import check_bool, check_choice, check_feature_map, check_int, \
     check_optional_dict
 
 __all__ = ['NonLocalBlock', 'AdaptiveNonLocalBlock']
@@ -62,7 +62,7 @@ def check_block_args(conv_cfg: Optional[dict], norm_cfg: Optional[dict], **flags
 
 def check_input(x: torch.Tensor, in_channels: int, owner: str) -> None:
     """Clear error (before any work) for an input that is not a non-empty floating
-    (B, in_channels, H, W) tensor: see :func:`~nlseg.models.utils.check_feature_map`."""
+    (B, in_channels, H, W) tensor: see :func:`~nlseg.validation.check_feature_map`."""
     check_feature_map(x, owner, channels=in_channels)
 
 

@@ -24,7 +24,7 @@ from mmengine.model.weight_init import normal_init
 
 from nlseg.ops.affinity import apply_affinity, softmax_affinity
 from nlseg.ops.attention import softmax_attention
-from ..utils.input_checks import check_bool, check_int
+from nlseg.validation import check_bool, check_int
 from .non_local import IMPLS, NL_MODES, SOFTMAX_MODES, check_block_args, check_choice, \
     check_input, default_init_output, inter_channels_of, project_out, to_map, to_tokens, \
     zero_init_output

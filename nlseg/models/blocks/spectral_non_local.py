@@ -26,7 +26,7 @@ from mmengine.model.weight_init import constant_init, normal_init
 
 from nlseg.ops.affinity import NORMALIZATIONS, apply_affinity, normalize_affinity, \
     relu_dot_affinity, relu_dot_attention
-from ..utils.input_checks import check_bool
+from nlseg.validation import check_bool
 from .non_local import IMPLS, check_block_args, check_choice, check_input, inter_channels_of, \
     to_map, to_tokens
 

@@ -6,7 +6,7 @@ from typing import Optional
 from mmseg.registry import MODELS
 
 from nlseg.models.blocks.non_local import AdaptiveNonLocalBlock
-from ..utils.input_checks import check_real
+from nlseg.validation import check_real
 from .context_fcn_head import ContextFCNHead
 
 __all__ = ['ARNLHead']

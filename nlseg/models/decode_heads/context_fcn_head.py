@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 from mmseg.models.decode_heads.fcn_head import FCNHead
 
-from ..utils.input_checks import check_bool, check_decode_head_args, check_head_inputs
+from nlseg.validation import check_bool
+from ..utils.head_inputs import check_decode_head_args, check_head_inputs
 
 __all__: list[str] = []
 

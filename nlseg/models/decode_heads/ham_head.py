@@ -17,8 +17,8 @@ from torch import Tensor
 
 from ..blocks.hamburger import Hamburger
 from ..blocks.hams import HAMS
-from ..utils.input_checks import check_bool, check_choice, check_decode_head_args, \
-    check_head_inputs, check_int, check_optional_dict
+from nlseg.validation import check_bool, check_choice, check_int, check_optional_dict
+from ..utils.head_inputs import check_decode_head_args, check_head_inputs
 
 __all__ = ['HamburgerHead']
 

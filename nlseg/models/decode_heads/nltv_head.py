@@ -22,7 +22,8 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 
 from ..blocks.nltv_softmax import NLTVSoftmax
-from ..utils.input_checks import check_bool, check_choice, check_head_inputs
+from nlseg.validation import check_bool, check_choice
+from ..utils.head_inputs import check_head_inputs
 
 __all__ = ['NLTVHead']
 

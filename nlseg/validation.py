@@ -1,4 +1,7 @@
-"""Argument and input checks shared by the blocks and heads of :mod:`nlseg.models`.
+"""Argument and input checks: the one validation layer of nlseg, below :mod:`nlseg.ops`.
+
+Pure Python and torch (no mm* imports): ops, blocks, heads and tools all use these helpers, and
+each argument is checked once, in the module that owns it.
 
 Every check raises before any computation, with a message that names the argument and the
 accepted values: ``TypeError`` for a value of the wrong type, ``ValueError`` for a value of the
@@ -15,18 +18,15 @@ from __future__ import annotations
 
 import math
 from numbers import Integral, Real
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence
 
 import torch
 
-__all__ = ['FLOAT_DTYPES', 'INPUT_TRANSFORMS', 'check_choice', 'check_int', 'check_real',
-           'check_bool', 'check_optional_dict', 'check_feature_map', 'check_head_inputs',
-           'check_decode_head_args']
+__all__ = ['FLOAT_DTYPES', 'check_choice', 'check_int', 'check_real', 'check_bool',
+           'check_optional_dict', 'check_feature_map']
 
 #: dtypes accepted for input feature maps.
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-#: accepted values of ``BaseDecodeHead(input_transform=...)``.
-INPUT_TRANSFORMS = (None, 'resize_concat', 'multiple_select')
 
 
 def check_choice(name: str, value: Any, choices: Sequence) -> None:
@@ -120,90 +120,3 @@ def check_feature_map(x: Any, owner: str, name: str = 'input',
     if shape[2] == 0 or shape[3] == 0:
         raise ValueError(f'{owner}: empty feature map: got {name} of shape {shape} '
                          f'(H and W must be >= 1)')
-
-
-def check_head_inputs(inputs: Any, owner: str, in_index: Union[int, Sequence[int]],
-                      in_channels: Union[int, Sequence[int]], input_transform: Optional[str],
-                      strict: bool = True) -> None:
-    """Check the feature maps a ``BaseDecodeHead`` selects from ``inputs`` (a list of levels).
-
-    ``in_channels`` is the head's attribute after ``BaseDecodeHead.__init__``: an int (the
-    channels of ``inputs[in_index]``, or their sum for ``'resize_concat'``) or a list (one per
-    selected level for ``'multiple_select'``). With ``strict=False`` (heads wrapping any mmseg
-    head), levels that are sequences (heads with structured levels, such as the (x, cls_token)
-    pairs of mmseg's DPTHead) are left to the wrapped head.
-    """
-    if not isinstance(inputs, (list, tuple)):
-        raise TypeError(f'{owner} expects inputs to be a list (or tuple) of (B, C, H, W) feature '
-                        f'maps, one per backbone level, got {type(inputs).__name__}')
-    indices = list(in_index) if isinstance(in_index, (list, tuple)) else [in_index]
-    for i in indices:
-        if not -len(inputs) <= i < len(inputs):
-            raise ValueError(f'{owner} selects inputs[{i}] (in_index={in_index}) but received '
-                             f'{len(inputs)} feature maps')
-    levels = [inputs[i] for i in indices]
-    if not strict and any(isinstance(x, (list, tuple)) for x in levels):
-        return
-    for i, x in zip(indices, levels):
-        check_feature_map(x, owner, name=f'inputs[{i}]')
-    batches = {x.shape[0] for x in levels}
-    if len(batches) > 1:
-        raise ValueError(f'{owner}: the selected levels (in_index={in_index}) differ in batch '
-                         f'size: shapes {[tuple(x.shape) for x in levels]}')
-    if input_transform == 'resize_concat':
-        total = sum(x.shape[1] for x in levels)
-        if total != in_channels:
-            raise ValueError(f'{owner} expects an input with {in_channels} channels '
-                             f'(in_channels, summed over in_index={in_index}), received shapes '
-                             f'{[tuple(x.shape) for x in levels]} ({total} channels)')
-        return
-    expected = list(in_channels) if isinstance(in_channels, (list, tuple)) else [in_channels]
-    for i, x, c in zip(indices, levels, expected):
-        if x.shape[1] != c:
-            raise ValueError(f'{owner} expects an input with {c} channels (in_channels) at '
-                             f'inputs[{i}], received shape {tuple(x.shape)} '
-                             f'({x.shape[1]} channels)')
-
-
-def check_decode_head_args(kwargs: dict) -> None:
-    """Check the ``BaseDecodeHead`` arguments in ``kwargs`` that mmseg only asserts (or does
-    not check): in_channels, channels, num_classes, in_index, input_transform, dropout_ratio.
-    Absent arguments are left to ``BaseDecodeHead`` (Python names a missing one)."""
-    transform = kwargs.get('input_transform')
-    check_choice('input_transform', transform, INPUT_TRANSFORMS)
-    multi = transform is not None
-    for name in ('channels', 'num_classes'):
-        if name in kwargs:
-            check_int(name, kwargs[name])
-    if 'in_channels' in kwargs:
-        in_channels = kwargs['in_channels']
-        if multi:
-            if not isinstance(in_channels, (list, tuple)) or not in_channels:
-                raise TypeError(f'in_channels must be a non-empty list of integers with '
-                                f'input_transform={transform!r}, got {in_channels!r}')
-            for c in in_channels:
-                check_int('in_channels', c)
-        else:
-            if isinstance(in_channels, (list, tuple)):
-                raise TypeError(f'in_channels must be an integer with input_transform=None '
-                                f'(set input_transform to \'resize_concat\' or '
-                                f'\'multiple_select\' for several levels), got {in_channels!r}')
-            check_int('in_channels', in_channels)
-    in_index = kwargs.get('in_index', -1)
-    if multi:
-        if not isinstance(in_index, (list, tuple)) or not in_index:
-            raise TypeError(f'in_index must be a non-empty list of integers with '
-                            f'input_transform={transform!r}, got {in_index!r}')
-        for i in in_index:
-            check_int('in_index', i, min_value=None)
-        in_channels = kwargs.get('in_channels')
-        if isinstance(in_channels, (list, tuple)) and len(in_channels) != len(in_index):
-            raise ValueError(f'in_channels ({len(in_channels)} entries) and in_index '
-                             f'({len(in_index)} entries) must have the same length')
-    else:
-        if isinstance(in_index, (list, tuple)):
-            raise TypeError(f'in_index must be an integer with input_transform=None, got '
-                            f'{in_index!r}')
-        check_int('in_index', in_index, min_value=None)
-    if 'dropout_ratio' in kwargs:
-        check_real('dropout_ratio', kwargs['dropout_ratio'], 0, 1, high_open=True)
