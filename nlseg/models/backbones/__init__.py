@@ -1,0 +1,1 @@
+"""Backbones and backbone wrappers registered in mmseg's ``MODELS``."""
