@@ -1,0 +1,246 @@
+"""``impl='auto'``: pick the faster of the two exact paths of a kernel, from measured crossovers.
+
+Every block with a fast path has a dense path (it materialises the N x M affinity) and an
+efficient one (fused attention, associativity or query chunks, never N x M); both are exact
+and tested equal. Which one is faster depends on the size: for a small affinity the dense
+path's few large matrix products beat the efficient path's fixed costs (padding, chunk loops,
+two extra products), for a large one the N x M memory traffic of the dense path loses. This
+module decides from a table of crossover sizes MEASURED by ``tools/analysis/calibrate_impl.py``
+on the machine named in :data:`MEASURED_ON` (not from a cost model).
+
+Kernels (:data:`KERNELS`), the path pairs that were timed:
+
+- ``'softmax'``: softmax_j(scale q_i . k_j) v_j, dense ``softmax_affinity`` + ``apply_affinity``
+  against fused ``softmax_attention`` (NL embedded_gaussian and gaussian, ARNLB).
+- ``'dot_product'``: (q k^T / M) v against q (k^T v) / M (NL dot_product).
+- ``'concatenation'``: relu(a_i + b_j) / M applied to v, dense against query chunks (NL
+  concatenation).
+- ``'relu_dot'``: the SNL/gSNL normalised low-rank symmetric affinity A v, dense against the
+  associative product (measured with the 'symmetric' normalisation; 'random_walk' costs the
+  same products).
+- ``'ns_stage'``: the NS stage's shared affinity used by its units (measured with 2 units, the
+  default): dense forms A once and multiplies it per unit, efficient runs fused attention
+  per unit.
+
+The table. For each (device type, thread count, kernel) one row holds, for the forward pass
+alone (``requires_grad=False``: inference, ``torch.no_grad``) and for forward + backward
+(``requires_grad=True``: training), and for each measured channel count C' (the query/key
+feature channels; the value channels were equal to C'), the crossover N*: the size N = M up to
+which the dense path was measured faster. It is the zero crossing of log(t_dense / t_efficient)
+interpolated (log-log) between the last grid size where dense was faster and the first size
+from which the efficient path was faster at two consecutive grid sizes (a single faster
+measurement does not count). N* = 0: efficient was faster from the smallest size measured.
+N* equal to the largest grid size: dense was faster over the whole grid.
+
+The rule (:func:`choose_impl`), for n_query x n_key = N x M:
+
+1. Memory first: 'efficient' whenever the affinity of one batch element would exceed
+   :data:`DENSE_AFFINITY_LIMIT_BYTES` (64 MiB: 2**24 float32 elements, N = M = 4096), whatever
+   the timing says. The dense ops compute the affinity in float32 (float64 for float64
+   inputs: pass ``element_size=8``), and training keeps it (and the softmax's copy) for the
+   backward pass, so the real footprint is a small multiple of this.
+2. Devices without a measured table (CUDA, MPS, XPU, ... in this table: only the CPU was
+   measured) fall back to 'efficient', the memory-lean path.
+3. Otherwise 'dense' iff N x M <= N*^2, with N* of the row measured at the thread count
+   nearest to ``num_threads`` (default ``torch.get_num_threads()``), for the pass given by
+   ``requires_grad``, at C' = ``channels``: interpolated log-log between the two measured
+   channel columns around it (the smaller value when either is 0); outside the measured
+   channels, the nearest column (no extrapolation). Non-square sizes (sub-sampled keys) use
+   the affinity's size N x M, which both the dense path's time and its memory scale with.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+import torch
+
+from nlseg.validation import check_bool, check_choice, check_int
+
+__all__ = [
+    'KERNELS', 'IMPLS', 'PASSES', 'DEVICE_TYPES', 'DENSE_AFFINITY_LIMIT_BYTES', 'MEASURED_ON',
+    'CROSSOVER_TABLE', 'CrossoverRow', 'parse_crossover_table', 'format_crossover_table',
+    'crossover_size', 'choose_impl', 'resolve_impl'
+]
+
+#: Kernels with a dense and an efficient path (see the module docstring).
+KERNELS = ('softmax', 'dot_product', 'concatenation', 'relu_dot', 'ns_stage')
+#: Values of a block's ``impl`` argument.
+IMPLS = ('auto', 'dense', 'efficient')
+#: Measured passes: 'forward' (no gradient) and 'train' (forward + backward).
+PASSES = ('forward', 'train')
+#: torch device types accepted; only those in the table have measured crossovers.
+DEVICE_TYPES = ('cpu', 'cuda', 'mps', 'xpu', 'hpu', 'mtia', 'xla', 'meta', 'privateuseone')
+#: Largest dense affinity of one batch element that 'auto' allows (64 MiB).
+DENSE_AFFINITY_LIMIT_BYTES = 64 * 2 ** 20
+
+# --- BEGIN MEASURED TABLE (rewritten by tools/analysis/calibrate_impl.py --write) ---
+MEASURED_ON = {
+    'date': 'not measured',
+    'machine': '',
+    'command': '',
+    'note': 'no table yet: every device falls back to efficient',
+}
+CROSSOVER_TABLE = """
+device threads kernel forward@32 train@32
+"""
+# --- END MEASURED TABLE ---
+
+
+@dataclass(frozen=True)
+class CrossoverRow:
+    """One measured row: N* per pass and channel count, for a device, thread count, kernel."""
+
+    device: str
+    threads: int
+    kernel: str
+    crossovers: Mapping[str, Mapping[int, float]]  # pass -> {channels: N*}
+
+
+def _header_column(name: str) -> tuple[str, int]:
+    try:
+        pass_name, channels = name.split('@')
+        channels = int(channels)
+    except ValueError:
+        raise ValueError(f'crossover table: column {name!r} is not <pass>@<channels>, pass one '
+                         f'of {PASSES}') from None
+    check_choice('crossover table pass', pass_name, PASSES)
+    return pass_name, channels
+
+
+def parse_crossover_table(text: str) -> list[CrossoverRow]:
+    """Parse a crossover table: a header ``device threads kernel <pass>@<C'> ...`` and one
+    whitespace-separated row per (device, threads, kernel). ValueError for a malformed table
+    (unknown kernel, pass or device, a missing value, a negative N*, a repeated row)."""
+    lines = [ln.split() for ln in text.strip().splitlines() if ln.strip()
+             and not ln.lstrip().startswith('#')]
+    if not lines or lines[0][:3] != ['device', 'threads', 'kernel']:
+        raise ValueError('crossover table must start with the header "device threads kernel '
+                         '<pass>@<channels> ..."')
+    columns = [_header_column(c) for c in lines[0][3:]]
+    rows, seen = [], set()
+    for fields in lines[1:]:
+        if len(fields) != 3 + len(columns):
+            raise ValueError(f'crossover table row {" ".join(fields)!r} has {len(fields)} '
+                             f'fields, the header {3 + len(columns)}')
+        device, threads, kernel = fields[0], int(fields[1]), fields[2]
+        check_choice('crossover table device', device, DEVICE_TYPES)
+        check_choice('crossover table kernel', kernel, KERNELS)
+        if (device, threads, kernel) in seen:
+            raise ValueError(f'crossover table: two rows for {(device, threads, kernel)}')
+        seen.add((device, threads, kernel))
+        crossovers: dict[str, dict[int, float]] = {}
+        for (pass_name, channels), value in zip(columns, fields[3:]):
+            size = float(value)
+            if not size >= 0:
+                raise ValueError(f'crossover table: N* must be >= 0, got {value!r}')
+            crossovers.setdefault(pass_name, {})[channels] = size
+        rows.append(CrossoverRow(device, threads, kernel, crossovers))
+    return rows
+
+
+def format_crossover_table(rows: list[CrossoverRow]) -> str:
+    """The text form of ``rows`` (what :func:`parse_crossover_table` reads back)."""
+    columns = sorted({(p, c) for r in rows for p, cs in r.crossovers.items() for c in cs},
+                     key=lambda pc: (PASSES.index(pc[0]), pc[1]))
+    header = ['device', 'threads', 'kernel'] + [f'{p}@{c}' for p, c in columns]
+    body = [[r.device, str(r.threads), r.kernel]
+            + [f'{r.crossovers[p][c]:.0f}' for p, c in columns] for r in rows]
+    widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
+    return '\n'.join(' '.join(f.ljust(w) for f, w in zip(line, widths)).rstrip()
+                     for line in [header] + body)
+
+
+_PARSED: Optional[list[CrossoverRow]] = None
+
+
+def _module_table() -> list[CrossoverRow]:
+    global _PARSED
+    if _PARSED is None:
+        _PARSED = parse_crossover_table(CROSSOVER_TABLE)
+    return _PARSED
+
+
+def _interpolate_channels(by_channels: Mapping[int, float], channels: int) -> float:
+    """N* at ``channels``: log-log between the measured columns around it (the smaller value
+    when either is 0), the nearest column outside the measured range."""
+    grid = sorted(by_channels)
+    if channels <= grid[0]:
+        return by_channels[grid[0]]
+    if channels >= grid[-1]:
+        return by_channels[grid[-1]]
+    hi = next(i for i, c in enumerate(grid) if c >= channels)
+    c0, c1 = grid[hi - 1], grid[hi]
+    n0, n1 = by_channels[c0], by_channels[c1]
+    if channels == c1:
+        return n1
+    if n0 <= 0 or n1 <= 0:
+        return min(n0, n1)
+    t = (math.log(channels) - math.log(c0)) / (math.log(c1) - math.log(c0))
+    return math.exp(math.log(n0) + t * (math.log(n1) - math.log(n0)))
+
+
+def crossover_size(kernel: str, channels: int, device_type: str, requires_grad: bool,
+                   num_threads: Optional[int] = None,
+                   table: Optional[list[CrossoverRow]] = None) -> Optional[float]:
+    """N*, the measured size N = M up to which the dense path is faster, for ``kernel`` at
+    C' = ``channels``; None when ``device_type`` has no measured row (no memory cap applied:
+    see :func:`choose_impl`). ``table`` defaults to the module's :data:`CROSSOVER_TABLE`."""
+    check_choice('kernel', kernel, KERNELS)
+    check_choice('device_type', device_type, DEVICE_TYPES)
+    check_int('channels', channels)
+    check_bool('requires_grad', requires_grad)
+    if num_threads is None:
+        num_threads = torch.get_num_threads()
+    check_int('num_threads', num_threads)
+    rows = [r for r in (_module_table() if table is None else table)
+            if r.device == device_type and r.kernel == kernel]
+    pass_name = 'train' if requires_grad else 'forward'
+    rows = [r for r in rows if r.crossovers.get(pass_name)]
+    if not rows:
+        return None
+    row = min(rows, key=lambda r: (abs(math.log(r.threads) - math.log(num_threads)), r.threads))
+    return _interpolate_channels(row.crossovers[pass_name], channels)
+
+
+def choose_impl(kernel: str, n_query: int, n_key: int, channels: int, device_type: str,
+                requires_grad: bool, num_threads: Optional[int] = None,
+                element_size: int = 4, table: Optional[list[CrossoverRow]] = None) -> str:
+    """'dense' or 'efficient', the faster exact path of ``kernel`` for an N x M affinity.
+
+    Args:
+        kernel: one of :data:`KERNELS`.
+        n_query: N, the query positions. n_key: M, the key positions (N/4 with sub_sample).
+        channels: C', the query/key feature channels.
+        device_type: the inputs' ``device.type``, one of :data:`DEVICE_TYPES`.
+        requires_grad: True when a backward pass follows (training), False for inference.
+        num_threads: CPU threads (default ``torch.get_num_threads()``): the row measured at
+            the nearest thread count is used.
+        element_size: bytes per affinity element (4: float32; 8 for float64 inputs).
+        table: parsed crossover rows (default: this module's measured table).
+
+    Rules (module docstring): 'efficient' when one batch element's affinity would exceed
+    :data:`DENSE_AFFINITY_LIMIT_BYTES`, or when the device has no measured table (CUDA
+    included); else 'dense' iff N x M <= N*^2 for the measured crossover N*.
+    """
+    check_int('n_query', n_query)
+    check_int('n_key', n_key)
+    check_int('element_size', element_size)
+    size = crossover_size(kernel, channels, device_type, requires_grad, num_threads, table)
+    if n_query * n_key * element_size > DENSE_AFFINITY_LIMIT_BYTES:
+        return 'efficient'
+    if size is None:
+        return 'efficient'
+    return 'dense' if n_query * n_key <= size * size else 'efficient'
+
+
+def resolve_impl(impl: str, kernel: str, n_query: int, n_key: int, channels: int,
+                 device_type: str, requires_grad: bool, **kwargs) -> str:
+    """``impl`` unchanged when it is 'dense' or 'efficient'; for 'auto' the path
+    :func:`choose_impl` picks (``kwargs`` go to it). ValueError naming :data:`IMPLS` for any
+    other ``impl``."""
+    check_choice('impl', impl, IMPLS)
+    if impl != 'auto':
+        return impl
+    return choose_impl(kernel, n_query, n_key, channels, device_type, requires_grad, **kwargs)

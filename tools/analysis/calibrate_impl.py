@@ -1,0 +1,300 @@
+"""Measure where the dense path of each kernel stops being faster than the efficient one, and
+(with ``--write``) store the crossovers in ``nlseg/ops/impl_choice.py`` for ``impl='auto'``.
+
+For every thread count (1 and ``--threads``), kernel of ``nlseg.ops.impl_choice.KERNELS``,
+pass (forward under ``torch.no_grad``; forward + backward of all inputs) and channel count C'
+of ``--channels``, the dense and the efficient path are timed at N = M = each of ``--sizes``
+(batch ``--batch``, float32), median of ``--repeats`` runs after one warm-up run (the two
+paths' runs interleaved), all in this one process. A series stops once the efficient path
+was faster at two consecutive sizes (the crossover is then fixed, see the impl_choice
+docstring; ``--full`` measures every size). Takes 2-5 minutes on a 2-core machine.
+
+    OMP_NUM_THREADS=2 python tools/analysis/calibrate_impl.py            # print only
+    OMP_NUM_THREADS=2 python tools/analysis/calibrate_impl.py --write --note "shared machine"
+    python tools/analysis/calibrate_impl.py --kernels softmax --channels 64 --sizes 64 256 1024
+
+Prints, per series, the milliseconds of both paths and their ratio at each size and the
+crossover N*, then the table in the form ``impl_choice.CROSSOVER_TABLE`` holds.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import os
+import os.path as osp
+import platform
+import re
+import statistics
+import sys
+import time
+from typing import Callable, Optional
+
+HERE = osp.dirname(osp.abspath(__file__))
+ROOT = osp.dirname(osp.dirname(HERE))
+sys.path.insert(0, ROOT)
+
+import torch  # noqa: E402
+
+from nlseg.ops.affinity import apply_affinity, dot_product_affinity, \
+    dot_product_attention, normalize_affinity, relu_dot_affinity, relu_dot_attention, \
+    softmax_affinity  # noqa: E402
+from nlseg.ops.attention import softmax_attention  # noqa: E402
+from nlseg.ops.concat_affinity import concatenation_affinity, \
+    concatenation_attention  # noqa: E402
+from nlseg.ops import impl_choice  # noqa: E402
+from nlseg.ops.impl_choice import KERNELS, CrossoverRow, format_crossover_table  # noqa: E402
+
+TABLE_PATH = osp.join(ROOT, 'nlseg', 'ops', 'impl_choice.py')
+BEGIN = '# --- BEGIN MEASURED TABLE'
+END = '# --- END MEASURED TABLE ---'
+
+Inputs = list[torch.Tensor]
+Path = Callable[[Inputs], torch.Tensor]
+
+
+# ----------------------------------------------------------------------------- the kernels
+def _softmax_dense(t: Inputs) -> torch.Tensor:
+    q, k, v = t
+    return apply_affinity(softmax_affinity(q, k, q.shape[-1] ** -0.5), v)
+
+
+def _softmax_efficient(t: Inputs) -> torch.Tensor:
+    q, k, v = t
+    return softmax_attention(q, k, v, q.shape[-1] ** -0.5)
+
+
+def _dot_dense(t: Inputs) -> torch.Tensor:
+    q, k, v = t
+    return apply_affinity(dot_product_affinity(q, k), v)
+
+
+def _dot_efficient(t: Inputs) -> torch.Tensor:
+    return dot_product_attention(*t)
+
+
+def _concat_dense(t: Inputs) -> torch.Tensor:
+    q, k, v, w = t
+    return apply_affinity(concatenation_affinity(q, k, w), v)
+
+
+def _concat_efficient(t: Inputs) -> torch.Tensor:
+    q, k, v, w = t
+    return concatenation_attention(q, k, v, w)
+
+
+def _relu_dot_dense(t: Inputs) -> torch.Tensor:
+    q, k, v = t
+    return apply_affinity(normalize_affinity(relu_dot_affinity(q, k), 'symmetric'), v)
+
+
+def _relu_dot_efficient(t: Inputs) -> torch.Tensor:
+    return relu_dot_attention(*t, 'symmetric')
+
+
+def _ns_dense(t: Inputs) -> torch.Tensor:
+    q, k, *values = t
+    affinity = softmax_affinity(q, k, q.shape[-1] ** -0.5)
+    return sum(apply_affinity(affinity, g) - g for g in values)
+
+
+def _ns_efficient(t: Inputs) -> torch.Tensor:
+    q, k, *values = t
+    return sum(softmax_attention(q, k, g, q.shape[-1] ** -0.5) - g for g in values)
+
+
+PATHS: dict[str, tuple[Path, Path]] = {
+    'softmax': (_softmax_dense, _softmax_efficient),
+    'dot_product': (_dot_dense, _dot_efficient),
+    'concatenation': (_concat_dense, _concat_efficient),
+    'relu_dot': (_relu_dot_dense, _relu_dot_efficient),
+    'ns_stage': (_ns_dense, _ns_efficient),
+}
+assert tuple(PATHS) == KERNELS
+
+
+def make_inputs(kernel: str, batch: int, n: int, channels: int, ns_units: int,
+                requires_grad: bool, seed: int = 0) -> Inputs:
+    """Query (B, N, C'), key (B, N, C') and value(s) (B, N, C'); the 1 x 2C' concatenation
+    projection for 'concatenation', one value per unit for 'ns_stage'."""
+    g = torch.Generator().manual_seed(seed)
+    n_values = ns_units if kernel == 'ns_stage' else 1
+    shapes = [(batch, n, channels)] * (2 + n_values)
+    if kernel == 'concatenation':
+        shapes.append((1, 2 * channels))
+    return [(torch.randn(*s, generator=g) * 0.5).requires_grad_(requires_grad) for s in shapes]
+
+
+# ----------------------------------------------------------------------------- timing
+def _run_once(path: Path, inputs: Inputs, train: bool) -> float:
+    """Seconds of one forward (no gradient), or forward + backward of every input."""
+    start = time.perf_counter()
+    if train:
+        out = path(inputs)
+        torch.autograd.grad(out, inputs, torch.ones_like(out))
+    else:
+        with torch.no_grad():
+            path(inputs)
+    return time.perf_counter() - start
+
+
+def time_pair(dense: Path, efficient: Path, inputs: Inputs, train: bool, repeats: int,
+              cell_seconds: float) -> tuple[float, float]:
+    """Median seconds of the dense and the efficient path, their runs interleaved (so that a
+    change of load on a shared machine hits both alike), after one warm-up run of each.
+    Fewer runs (at least 3) when one pair takes more than ``cell_seconds / repeats``; when
+    one pair alone takes more than ``cell_seconds``, the warm-up counts as the first run."""
+    first = (_run_once(dense, inputs, train), _run_once(efficient, inputs, train))
+    pair = sum(first)
+    count = max(3, min(repeats, int(cell_seconds / max(pair, 1e-9))))
+    times: tuple[list[float], list[float]] = ([], [])
+    if pair > cell_seconds:
+        times[0].append(first[0])
+        times[1].append(first[1])
+    while len(times[0]) < count:
+        times[0].append(_run_once(dense, inputs, train))
+        times[1].append(_run_once(efficient, inputs, train))
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def crossover(sizes: list[int], ratios: list[float]) -> float:
+    """N* from the ratios t_dense / t_efficient at ``sizes`` (ascending): the log-log zero
+    crossing of log ratio before the first size from which efficient was faster at two
+    consecutive sizes (or at the last size); 0 when that is the first size, the largest size
+    when dense was never beaten so."""
+    for i, r in enumerate(ratios):
+        if r > 1 and (i + 1 == len(ratios) or ratios[i + 1] > 1):
+            if i == 0:
+                return 0.0
+            r0, r1 = math.log(ratios[i - 1]), math.log(r)
+            s0, s1 = math.log(sizes[i - 1]), math.log(sizes[i])
+            t = (0.0 - r0) / (r1 - r0) if r1 != r0 else 0.0
+            return math.exp(s0 + t * (s1 - s0))
+    return float(sizes[-1])
+
+
+def measure_series(kernel: str, train: bool, channels: int, args) -> tuple[list, float]:
+    """[(N, ms dense, ms efficient, ratio)] and N* of one series."""
+    dense, efficient = PATHS[kernel]
+    rows, sizes, ratios = [], [], []
+    for n in args.sizes:
+        inputs = make_inputs(kernel, args.batch, n, channels, args.ns_units, train)
+        t_dense, t_eff = time_pair(dense, efficient, inputs, train, args.repeats,
+                                   args.cell_seconds)
+        ratio = t_dense / t_eff
+        rows.append((n, 1e3 * t_dense, 1e3 * t_eff, ratio))
+        sizes.append(n)
+        ratios.append(ratio)
+        if not args.full and len(ratios) >= 2 and ratios[-1] > 1 and ratios[-2] > 1:
+            break
+    return rows, crossover(sizes, ratios)
+
+
+# ----------------------------------------------------------------------------- table
+def machine_text(threads: list[int]) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            names = [ln.split(':', 1)[1].strip() for ln in f if ln.startswith('model name')]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return (f'{cpu}, {os.cpu_count()} logical cores, {platform.system()}, torch '
+            f'{torch.__version__}, threads {"/".join(map(str, threads))}')
+
+
+def table_block(rows: list[CrossoverRow], measured_on: dict) -> str:
+    """The text between the markers of impl_choice.py (markers included)."""
+    lines = [f'{BEGIN} (rewritten by tools/analysis/calibrate_impl.py --write) ---',
+             'MEASURED_ON = {']
+    lines += [f'    {k!r}: {v!r},' for k, v in measured_on.items()]
+    lines += ['}', 'CROSSOVER_TABLE = """', format_crossover_table(rows), '"""', END]
+    return '\n'.join(lines)
+
+
+def write_table(block: str, path: str = TABLE_PATH) -> None:
+    """Replace the measured-table block of ``path`` by ``block``."""
+    with open(path) as f:
+        text = f.read()
+    pattern = re.compile(re.escape(BEGIN) + r'.*?' + re.escape(END), re.S)
+    if len(pattern.findall(text)) != 1:
+        raise RuntimeError(f'{path}: expected one measured-table block between {BEGIN!r} '
+                           f'and {END!r}')
+    with open(path, 'w') as f:
+        f.write(pattern.sub(lambda _: block, text))
+
+
+# ----------------------------------------------------------------------------- main
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    default_threads = int(os.environ.get('OMP_NUM_THREADS', torch.get_num_threads()))
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--threads', type=int, default=default_threads,
+                   help='thread count measured besides 1 (default: $OMP_NUM_THREADS or '
+                        "torch's)")
+    p.add_argument('--kernels', nargs='+', default=list(KERNELS), choices=KERNELS)
+    p.add_argument('--sizes', nargs='+', type=int,
+                   default=[16, 32, 64, 128, 256, 512, 1024, 2048, 4096])
+    p.add_argument('--channels', nargs='+', type=int, default=[32, 64, 128, 256])
+    p.add_argument('--passes', nargs='+', default=['forward', 'train'],
+                   choices=['forward', 'train'])
+    p.add_argument('--batch', type=int, default=2)
+    p.add_argument('--repeats', type=int, default=5)
+    p.add_argument('--cell-seconds', type=float, default=1.0,
+                   help='time budget of one (path, size) cell: fewer repeats (>= 3) beyond')
+    p.add_argument('--ns-units', type=int, default=2, help="units of the 'ns_stage' kernel")
+    p.add_argument('--full', action='store_true',
+                   help='measure every size (no stop after the crossover)')
+    p.add_argument('--write', action='store_true', help='rewrite the table in impl_choice.py')
+    p.add_argument('--note', default='', help='stored with the table (e.g. "shared machine")')
+    args = p.parse_args(argv)
+    args.sizes, args.channels = sorted(set(args.sizes)), sorted(set(args.channels))
+    if min(args.sizes + args.channels + [args.batch, args.repeats, args.threads]) < 1:
+        p.error('sizes, channels, batch, repeats and threads must be positive')
+    if args.write and (sorted(args.kernels) != sorted(KERNELS) or len(set(args.passes)) != 2):
+        p.error('--write replaces the whole table: measure every kernel and both passes')
+    return args
+
+
+def main(argv: Optional[list[str]] = None) -> list[CrossoverRow]:
+    args = parse_args(argv)
+    threads = sorted({1, args.threads})
+    started = time.perf_counter()
+    rows: list[CrossoverRow] = []
+    for n_threads in threads:
+        torch.set_num_threads(n_threads)
+        for kernel in args.kernels:
+            crossovers: dict[str, dict[int, float]] = {}
+            for pass_name in args.passes:
+                for channels in args.channels:
+                    series, n_star = measure_series(kernel, pass_name == 'train', channels,
+                                                    args)
+                    n_star = float(round(n_star))  # the table holds whole sizes
+                    crossovers.setdefault(pass_name, {})[channels] = n_star
+                    cells = '  '.join(f'{n}:{d:.3g}/{e:.3g}={r:.2f}' for n, d, e, r in series)
+                    print(f'threads={n_threads} {kernel:<13} {pass_name:<7} C\'={channels:<4} '
+                          f'N*={n_star:<6.0f} [N:ms dense/ms efficient=ratio] {cells}',
+                          flush=True)
+            rows.append(CrossoverRow('cpu', n_threads, kernel, crossovers))
+    elapsed = time.perf_counter() - started
+    command = ' '.join(['OMP_NUM_THREADS=' + os.environ['OMP_NUM_THREADS']]
+                       if 'OMP_NUM_THREADS' in os.environ else [])
+    command = (command + ' python tools/analysis/calibrate_impl.py '
+               + ' '.join(argv if argv is not None else sys.argv[1:])).strip()
+    measured_on = {
+        'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+        'machine': machine_text(threads),
+        'command': command,
+        'note': (f'batch {args.batch}, float32, median of up to {args.repeats} runs, '
+                 f'ns_stage with {args.ns_units} units, {elapsed:.0f} s'
+                 + (f'; {args.note}' if args.note else '')),
+    }
+    print(f'\nN* (dense faster up to N = M = N*), measured in {elapsed:.0f} s:')
+    print(format_crossover_table(rows))
+    if args.write:
+        write_table(table_block(rows, measured_on))
+        print(f'written to {osp.relpath(TABLE_PATH, ROOT)}')
+    return rows
+
+
+if __name__ == '__main__':
+    main()
