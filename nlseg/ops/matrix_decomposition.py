@@ -14,12 +14,15 @@ final ``(bases, coef)`` after one extra code update (the authors' ``compute_coef
 * :func:`vq_decompose`:  Alg. 1 (soft VQ: soft k-means with cosine similarity),
 * :func:`cd_decompose`:  Alg. 3 (soft CD: spherical soft k-means, then a ridge solve).
 
-``grad`` selects how gradients flow (paper sec. 2.3):
+``grad`` selects how gradients flow (paper sec. 2.3; the vocabulary of
+:mod:`nlseg.ops.gradient_modes`, shared with the NLTV solver):
 
 * ``'one_step'``: the K iterations run under ``torch.no_grad()``; only the final code update
   is differentiable, w.r.t. ``x`` (bases and codes enter it as constants). Memory and
-  backward time do not depend on K.
-* ``'bptt'``: autograd through every iteration (what mmseg's ``LightHamHead`` does).
+  backward time do not depend on K. Initial bases that require grad (a learned
+  initialisation) get no gradient.
+* ``'bptt'``: autograd through every iteration (what mmseg's ``LightHamHead`` does), and so
+  into the initial bases when they require grad (the "learned" initialisation of Table 8).
 
 No autocast handling here: callers pass float32/float64 tensors (see
 ``nlseg.models.blocks.hams``, which disables autocast around these functions).
@@ -32,6 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .gradient_modes import GRAD_MODES
+from .spd_solve import spd_solve
+
 # Star-exported names (the generic helpers GRAD_MODES, cosine_similarity, softmax_codes and
 # reconstruct are imported from this module explicitly).
 __all__ = [
@@ -39,9 +45,6 @@ __all__ = [
     'soft_kmeans_bases', 'vq_decompose',
     'ridge_coef', 'cd_decompose',
 ]
-
-GRAD_MODES = ('one_step', 'bptt')
-
 
 def _check_grad(grad: str) -> None:
     if grad not in GRAD_MODES:
@@ -148,7 +151,10 @@ def ridge_coef(x: Tensor, bases: Tensor, beta: float) -> Tensor:
     gram = torch.bmm(ds.transpose(1, 2), ds)                            # (B, r, r)
     gram = gram + beta * torch.eye(r, dtype=dtype, device=ds.device)
     rhs = torch.bmm(ds.transpose(1, 2), xs)                             # (B, r, n)
-    coef = torch.linalg.solve(gram, rhs)                                # (B, r, n)
+    if torch.onnx.is_in_onnx_export():  # ONNX has no linear solve: the same system by
+        coef = spd_solve(gram, rhs)       # elimination (gram is SPD), see nlseg.ops.spd_solve
+    else:
+        coef = torch.linalg.solve(gram, rhs)                            # (B, r, n)
     return coef.transpose(1, 2).to(x.dtype)
 
 

@@ -31,8 +31,10 @@ which is how the gap is computed (no cancellation). The solver stops after ``ite
 iterations or when the relative gap |E_P - E_D| / |E_P| <= tol (eq. 31), for every image.
 
 Cost per iteration: one graph gradient and one divergence, O(B K N k) time and memory; the
-unrolled differentiable path keeps O(iters B K N k) for backward, ``grad='last_step'`` keeps
-one iteration's worth.
+back-propagation through every iteration (``grad='bptt'``) keeps O(iters B K N k) for
+backward, ``grad='one_step'`` keeps one iteration's worth (the gradient vocabulary of
+:mod:`nlseg.ops.gradient_modes`, shared with the hams of Hamburger; the former names
+``'unrolled'`` and ``'last_step'`` still work with a DeprecationWarning).
 """
 from __future__ import annotations
 
@@ -40,12 +42,10 @@ from typing import Dict, Optional, Tuple, Union
 
 import torch
 
+from .gradient_modes import GRAD_MODES, resolve_grad_mode
 from .graph_operators import graph_divergence, graph_gradient, graph_norm_bound
 
 __all__ = ['nltv_softmax', 'nltv_step', 'nltv_energies']
-
-GRAD_MODES = ('unrolled', 'last_step')
-
 
 # fraction of the step-size limit 4 eps / ||grad_w||^2 used by tau='auto' (with the bound of
 # graph_norm_bound, which over-estimates ||grad_w||^2, so the step stays strictly inside)
@@ -161,7 +161,7 @@ def nltv_softmax(logits: torch.Tensor,
                  iters: int = 1500,
                  tol: Optional[float] = 1e-5,
                  return_history: bool = False,
-                 grad: str = 'unrolled',
+                 grad: str = 'bptt',
                  log: bool = False,
                  check_every: int = 1) -> Union[torch.Tensor, Tuple[torch.Tensor, dict]]:
     """NLTV-regularised softmax of ``logits`` (B, K, H, W) on the graph (index, weight).
@@ -178,9 +178,10 @@ def nltv_softmax(logits: torch.Tensor,
         return_history: also return a dict with per-iteration ``primal``, ``dual``, ``gap``,
             ``rel_gap`` tensors of shape (T + 1, B) (index 0 is the initial point) and
             ``iters`` (T, the iterations run).
-        grad: 'unrolled' (autograd through every iteration) or 'last_step' (iterations
+        grad: 'bptt' (autograd through every iteration) or 'one_step' (iterations
             1..T-1 without autograd, gradient through the last one only: eta^{T-1} is treated
-            as a constant; O(1) iterations of memory).
+            as a constant; O(1) iterations of memory). The deprecated 'unrolled' and
+            'last_step' mean 'bptt' and 'one_step' (DeprecationWarning).
         log: return log-probabilities log_softmax((o - div_w eta) / eps) instead of
             probabilities (exact, no log of a rounded probability).
         check_every: evaluate the stopping test every this many iterations.
@@ -193,8 +194,7 @@ def nltv_softmax(logits: torch.Tensor,
         raise ValueError(f'logits must be a (B, K, H, W) tensor, got '
                          f'{getattr(logits, "shape", type(logits))}')
     check_solver_args(lam, tau, eps)
-    if grad not in GRAD_MODES:
-        raise ValueError(f'grad must be one of {GRAD_MODES}, got {grad!r}')
+    grad = resolve_grad_mode(grad, 'nltv_softmax')
     if isinstance(iters, bool) or not isinstance(iters, int) or iters < 0:
         raise ValueError(f'iters must be an int >= 0, got {iters!r}')
     if tol is not None and not float(tol) >= 0:
@@ -221,7 +221,7 @@ def nltv_softmax(logits: torch.Tensor,
         o = logits.to(dtype).reshape(b, c, n)
         wt = weight.to(dtype)
         needs_grad = torch.is_grad_enabled() and (o.requires_grad or wt.requires_grad)
-        if grad == 'last_step' and needs_grad and iters > 0:
+        if grad == 'one_step' and needs_grad and iters > 0:
             with torch.no_grad():
                 _, eta, t = _iterate(o.detach(), index, wt.detach(), lam, tau, eps, iters - 1,
                                      tol, check_every, history)

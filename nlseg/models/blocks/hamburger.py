@@ -7,7 +7,15 @@ ham M: ``NMF2D``/``VQ2D``/``CD2D`` (low-rank reconstruction); upper bread W_u: 1
 d -> C followed by ``norm_cfg``. ``trailing_relu=True`` adds the final ReLU of the public
 implementations (mmseg's ``Hamburger``: ``F.relu(x + enjoy)``; Enjoy-Hamburger's HamburgerV2).
 
-Low-rank upper bread (``low_rank_upper=True``, the default): the ham's output is the rank-r
+Ablations of the paper's Table 2: ``lower_bread=False`` feeds X itself to the ham (NMF keeps the
+ReLU that makes its input non-negative; after HamNet's squeeze conv + BN + ReLU it is the
+identity), so ``ham_channels`` must equal ``in_channels``; ``upper_bread=False`` drops W_u and
+keeps the norm, Y = X + norm(M(W_l X)), so again ``ham_channels == in_channels``. Both off is
+the table's "only ham" row (with ``norm_cfg=None``: no parameters at all). A combination whose
+channels cannot add up raises a ValueError at construction.
+
+Low-rank upper bread (``impl='auto'``, the default, or ``'efficient'``): the ham's output is
+the rank-r
 product D C^T and everything after it is affine up to the residual sum, so the block
 computes Y = X + A' C^T + b' from the factors (:mod:`nlseg.ops.low_rank_projection`):
 
@@ -21,17 +29,22 @@ materialised path; tested in float64), never forms the (d x n) reconstruction no
 (C x n) outputs of the conv and the norm, and its product costs n r C multiply-adds instead
 of the conv's n d C. It applies when the upper bread is a plain 1x1 ``nn.Conv2d`` followed by
 nothing or by a plain ``nn.BatchNorm2d`` (``'BN'``, ``'BN2d'``), with no hooks on the ham or
-the upper bread's modules; otherwise (SyncBN, GN, LN, other conv types, spectral norm, hooks,
-``low_rank_upper=False``) the block runs its modules one after the other.
+the upper bread's modules. ``impl`` (the vocabulary of every exact fast path of nlseg):
+``'dense'`` materialises the reconstruction and runs the modules one after the other (the
+reference); ``'efficient'`` always takes the low-rank path and raises where it cannot (no upper
+bread or another conv type at construction; GN, LN, a multi-process SyncBN or hooks at
+forward); ``'auto'`` takes it whenever it applies (:attr:`low_rank_active`). The former switch
+``low_rank_upper`` (True: ``'auto'``, False: ``'dense'``) still works with a DeprecationWarning.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn import ConvModule
+from mmcv.cnn import ConvModule, build_norm_layer
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
@@ -40,6 +53,7 @@ from nlseg.ops.low_rank_projection import group_codes, low_rank_moments, low_ran
 from nlseg.validation import check_bool, check_choice, check_feature_map, check_int, \
     check_optional_dict
 from .hams import HAMS
+from .non_local import IMPLS
 
 try:  # what mmengine turns SyncBN into in a single process: batch norm for any input rank
     from mmengine.model.utils import _BatchNormXd
@@ -58,20 +72,24 @@ class Hamburger(nn.Module):
         ham_channels: channels d seen by the ham (the latent dimension; paper: 512).
         ham_type: ``'NMF'`` (default), ``'VQ'`` or ``'CD'``.
         ham_kwargs: arguments of the ham (``MD_S``, ``MD_R``, ``train_steps``, ``eval_steps``,
-            ``inv_t``, ``eta``, ``rand_init``, ``grad``, ``eval_seed``, ``beta`` for CD).
+            ``inv_t``, ``eta``, ``rand_init``, ``bases_init``, ``grad``, ``eval_seed``,
+            ``beta`` for CD).
         norm_cfg: norm after the upper bread (paper: BN; ``None``: no norm, conv with bias).
         conv_cfg: conv layer config of both breads.
         trailing_relu: apply ReLU to the sum, as mmseg and the authors' code do.
-        low_rank_upper: apply the upper bread and its norm to the ham's factors (see the
-            module docstring) whenever that is exact for the configured layers
-            (:attr:`low_rank_active`); ``False`` always forms the reconstruction. Either
-            way the parameters and buffers (and so the checkpoints) are the same.
+        low_rank_upper: deprecated alias of ``impl`` (True: ``'auto'``, False: ``'dense'``).
+        impl: ``'auto'`` | ``'dense'`` | ``'efficient'``: how the upper bread is applied (module
+            docstring). Either way the parameters and buffers (and so the checkpoints) are
+            the same.
+        lower_bread: keep the lower bread W_l (False: Table 2's "- lower bread").
+        upper_bread: keep the upper bread W_u (False: Table 2's "- upper bread").
     """
 
     def __init__(self, in_channels: int, ham_channels: int = 512, ham_type: str = 'NMF',
                  ham_kwargs: Optional[dict] = None, norm_cfg: Optional[dict] = None,
                  conv_cfg: Optional[dict] = None, trailing_relu: bool = False,
-                 low_rank_upper: bool = True) -> None:
+                 low_rank_upper: Optional[bool] = None, impl: str = 'auto',
+                 lower_bread: bool = True, upper_bread: bool = True) -> None:
         super().__init__()
         check_choice('ham_type', ham_type, tuple(HAMS))
         check_int('in_channels', in_channels)
@@ -80,43 +98,93 @@ class Hamburger(nn.Module):
         check_optional_dict('norm_cfg', norm_cfg)
         check_optional_dict('conv_cfg', conv_cfg)
         check_bool('trailing_relu', trailing_relu)
-        check_bool('low_rank_upper', low_rank_upper)
+        check_choice('impl', impl, IMPLS)
+        check_bool('lower_bread', lower_bread)
+        check_bool('upper_bread', upper_bread)
+        impl = resolve_low_rank_upper(low_rank_upper, impl, type(self).__name__)
+        for flag, which, why in ((lower_bread, 'lower', 'the ham reads the input'),
+                                 (upper_bread, 'upper', "the ham's output is added to the input")):
+            if not flag and ham_channels != in_channels:
+                raise ValueError(
+                    f'{which}_bread=False needs ham_channels == in_channels (without the '
+                    f'{which} bread {why} directly), got ham_channels={ham_channels}, '
+                    f'in_channels={in_channels}')
+        if impl == 'efficient' and not upper_bread:
+            raise ValueError("impl='efficient' applies the upper bread to the ham's factors: "
+                             "it needs upper_bread=True (use impl='auto' or 'dense')")
         self.in_channels = in_channels
         self.ham_channels = ham_channels
         self.ham_type = ham_type
         self.trailing_relu = trailing_relu
-        self.low_rank_upper = low_rank_upper
+        self.impl = impl
+        self.with_lower_bread = lower_bread
+        self.with_upper_bread = upper_bread
+        nmf_relu = dict(type='ReLU') if ham_type == 'NMF' else None
         self.lower_bread = ConvModule(
             in_channels, ham_channels, 1, conv_cfg=conv_cfg, norm_cfg=None,
-            act_cfg=dict(type='ReLU') if ham_type == 'NMF' else None)
+            act_cfg=nmf_relu) if lower_bread else None
         self.ham = HAMS[ham_type](ham_channels, **dict(ham_kwargs or {}))
-        self.upper_bread = ConvModule(
-            ham_channels, in_channels, 1, conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=None)
+        if upper_bread:
+            self.upper_bread = ConvModule(
+                ham_channels, in_channels, 1, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
+                act_cfg=None)
+        else:
+            self.upper_bread = None
+            # the norm of eq. 6 on the ham's output (the upper bread's norm when it exists)
+            self.norm = build_norm_layer(norm_cfg, in_channels)[1] if norm_cfg else None
+        if impl == 'efficient':
+            reason = self._low_rank_obstacle(structural=True)
+            if reason is not None:
+                raise ValueError(f"impl='efficient' cannot apply here: {reason} "
+                                 f"(use impl='auto' or 'dense')")
 
     @property
-    def low_rank_active(self) -> bool:
-        """Whether :meth:`forward` takes the low-rank path: ``low_rank_upper`` is set, the
-        upper bread is a plain 1x1 ``nn.Conv2d`` (stride 1, no padding, dilation or groups)
-        followed by nothing or by a plain ``nn.BatchNorm2d``, with no activation or spectral
-        norm, and neither the ham nor those modules carry forward hooks (which the low-rank
-        path would skip). A training-mode BN on a single value per channel (B * H * W = 1)
-        still runs the modules, so that BN raises its own error."""
-        if not self.low_rank_upper:
-            return False
+    def low_rank_upper(self) -> bool:
+        """Deprecated: ``impl != 'dense'``; setting it sets ``impl`` ('auto' or 'dense')."""
+        return self.impl != 'dense'
+
+    @low_rank_upper.setter
+    def low_rank_upper(self, value: bool) -> None:
+        check_bool('low_rank_upper', value)
+        warnings.warn("Hamburger.low_rank_upper is deprecated, set impl='auto' (True) or "
+                      "impl='dense' (False)", DeprecationWarning, stacklevel=2)
+        self.impl = 'auto' if value else 'dense'
+
+    def _low_rank_obstacle(self, structural: bool = False) -> Optional[str]:
+        """Why the low-rank path cannot run now (None: it can). ``structural`` checks only
+        what cannot change after construction (a SyncBN, which mmengine reverts to a plain
+        batch norm in a single process, and hooks are then accepted)."""
         upper = self.upper_bread
+        if upper is None:
+            return 'there is no upper bread (upper_bread=False)'
         conv = upper.conv
         if (type(conv) is not nn.Conv2d or conv.kernel_size != (1, 1) or conv.stride != (1, 1)
                 or conv.padding != (0, 0) or conv.dilation != (1, 1) or conv.groups != 1
                 or upper.with_activation or upper.with_explicit_padding
                 or getattr(upper, 'with_spectral_norm', False)):
-            return False
+            return 'the upper bread is not a plain 1x1 nn.Conv2d'
         skipped = [self.ham, upper, conv]
         if upper.with_norm:
-            if (type(upper.norm) not in _PLAIN_BATCH_NORMS
-                    or upper.order.index('norm') < upper.order.index('conv')):
-                return False
+            norms = _PLAIN_BATCH_NORMS + ((nn.SyncBatchNorm,) if structural else ())
+            if type(upper.norm) not in norms:
+                return (f'its norm is {type(upper.norm).__name__}, not a plain batch norm '
+                        f'(BN, BN2d, or SyncBN in a single process)')
+            if upper.order.index('norm') < upper.order.index('conv'):
+                return 'the upper bread applies its norm before its conv'
             skipped.append(upper.norm)
-        return not any(m._forward_hooks or m._forward_pre_hooks for m in skipped)
+        if not structural and any(m._forward_hooks or m._forward_pre_hooks for m in skipped):
+            return 'forward hooks on the ham or the upper bread would be skipped'
+        return None
+
+    @property
+    def low_rank_active(self) -> bool:
+        """Whether :meth:`forward` takes the low-rank path: ``impl`` is not ``'dense'``, the
+        upper bread exists and is a plain 1x1 ``nn.Conv2d`` (stride 1, no padding, dilation
+        or groups) followed by nothing or by a plain ``nn.BatchNorm2d``, with no activation or
+        spectral norm, and neither the ham nor those modules carry forward hooks (which the
+        low-rank path would skip). A training-mode BN on a single value per channel
+        (B * H * W = 1) still runs the modules, so that BN raises its own error."""
+        return self.impl != 'dense' and self._low_rank_obstacle() is None
 
     def _lower_bread_forward(self, x: Tensor) -> Tensor:
         """W_l X with the lower bread's ReLU (NMF) replaced by an equal in-place ReLU whose
@@ -124,6 +192,8 @@ class Hamburger(nn.Module):
         lower bread is conv -> ReLU with no hooks on the module or its ReLU; otherwise the
         lower bread itself."""
         lower = self.lower_bread
+        if lower is None:  # no lower bread: the ham reads X (through NMF's ReLU)
+            return F.relu(x) if self.ham_type == 'NMF' else x
         if (lower.with_activation and type(lower.activate) is nn.ReLU and not lower.with_norm
                 and not lower.with_explicit_padding and lower.order.index('conv') <
                 lower.order.index('act') and not any(
@@ -140,11 +210,22 @@ class Hamburger(nn.Module):
                              f'({self.in_channels} channels), got shape {tuple(x.shape)} '
                              f'({x.shape[1]} channels)')
         B, _, H, W = x.shape
+        if self.upper_bread is None:  # Table 2's "- upper bread": X + norm(M(W_l X))
+            out = self.ham(self._lower_bread_forward(x))
+            out = x + (self.norm(out) if self.norm is not None else out)
+            return F.relu(out, inplace=True) if self.trailing_relu else out
         norm = self.upper_bread.norm if self.upper_bread.with_norm else None
         single_value_bn = norm is not None and norm.training and B * H * W == 1
+        if self.impl == 'efficient' and not single_value_bn:
+            reason = self._low_rank_obstacle()
+            if reason is not None:
+                raise RuntimeError(f"Hamburger(impl='efficient'): the low-rank upper bread "
+                                   f"cannot run: {reason} (use impl='auto' or 'dense')")
         if self.low_rank_active and not single_value_bn:
             return self._low_rank_forward(x, norm)
-        out = x + self.upper_bread(self.ham(self.lower_bread(x)))
+        feats = self.lower_bread(x) if self.lower_bread is not None else \
+            self._lower_bread_forward(x)
+        out = x + self.upper_bread(self.ham(feats))
         return F.relu(out, inplace=True) if self.trailing_relu else out
 
     def _low_rank_forward(self, x: Tensor, norm: Optional[nn.BatchNorm2d]) -> Tensor:
@@ -177,6 +258,21 @@ class Hamburger(nn.Module):
             if self.trailing_relu:
                 out = F.relu(out, inplace=True)
         return out.reshape(B, C, H, W).to(out_dtype)
+
+
+def resolve_low_rank_upper(low_rank_upper: Optional[bool], impl: str, owner: str) -> str:
+    """``impl`` after the deprecated ``low_rank_upper`` (True: 'auto', False: 'dense'):
+    a DeprecationWarning naming ``impl``, a ValueError when both are given and disagree."""
+    if low_rank_upper is None:
+        return impl
+    check_bool('low_rank_upper', low_rank_upper)
+    new = 'auto' if low_rank_upper else 'dense'
+    warnings.warn(f"{owner}: low_rank_upper={low_rank_upper} is deprecated, use impl={new!r}",
+                  DeprecationWarning, stacklevel=3)
+    if impl != 'auto' and (impl == 'dense') != (new == 'dense'):
+        raise ValueError(f'low_rank_upper={low_rank_upper} (deprecated) contradicts '
+                         f'impl={impl!r}: give only impl')
+    return new if impl == 'auto' else impl
 
 
 class _ReLUSavingMask(torch.autograd.Function):

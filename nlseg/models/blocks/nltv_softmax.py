@@ -10,6 +10,7 @@ logarithms, so they stay positive): the paper's stated future work.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Optional, Tuple, Union
 
 import torch
@@ -17,7 +18,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nlseg.ops.knn_graph import knn_graph
-from nlseg.ops.nltv_softmax import GRAD_MODES, check_solver_args, nltv_softmax
+from nlseg.ops.gradient_modes import resolve_grad_mode
+from nlseg.ops.nltv_softmax import check_solver_args, nltv_softmax
 from nlseg.validation import check_bool, check_choice, check_feature_map, check_int, \
     check_real
 
@@ -35,9 +37,13 @@ class NLTVSoftmax(nn.Module):
         lam, tau, eps: solver parameters (paper: 3, 0.03, 0.5); tau may be 'auto'.
         train_iters: iterations unrolled in training (>= 0).
         test_iters: at most this many iterations in eval mode; None: ``max_iters``.
-        max_iters: the cap used when ``test_iters`` is None (paper: 1500).
+        max_iters: the cap used when ``test_iters`` is None (paper: 1500); a non-default
+            value beside a ``test_iters`` has no effect and warns.
         tol: relative duality gap stopping test in eval mode (None: run all iterations).
-        grad: 'unrolled' or 'last_step' (see :func:`nltv_softmax`).
+        grad: 'bptt' (back-propagation through every unrolled iteration, the paper's
+            sec. 3.4) or 'one_step' (through the last iteration only), the vocabulary of the
+            hams (:mod:`nlseg.ops.gradient_modes`); the deprecated 'unrolled' / 'last_step'
+            still work with a DeprecationWarning.
         lambda1, lambda2, sigma_a, sigma_b, sigma_g: eq. 11 parameters (paper values).
         learnable_graph: learn the eq. 11 parameters (all must then be > 0).
         feature_norm: None, or 'l2' to L2-normalise each position's feature vector before
@@ -57,7 +63,7 @@ class NLTVSoftmax(nn.Module):
                  test_iters: Optional[int] = None,
                  max_iters: int = 1500,
                  tol: Optional[float] = 1e-5,
-                 grad: str = 'unrolled',
+                 grad: str = 'bptt',
                  lambda1: float = 1.0,
                  lambda2: float = 0.5,
                  sigma_a: float = 40.0,
@@ -80,7 +86,11 @@ class NLTVSoftmax(nn.Module):
             check_int('test_iters', test_iters, min_value=0)
         if tol is not None:
             check_real('tol', tol, low=0)
-        check_choice('grad', grad, GRAD_MODES)
+        grad = resolve_grad_mode(grad, 'NLTVSoftmax')
+        if test_iters is not None and max_iters != 1500:
+            warnings.warn(f'NLTVSoftmax: max_iters={max_iters} has no effect with '
+                          f'test_iters={test_iters} (max_iters is the eval cap only when '
+                          f'test_iters is None)', UserWarning, stacklevel=2)
         check_choice('feature_norm', feature_norm, FEATURE_NORMS)
         check_bool('learnable_graph', learnable_graph)
         check_bool('detach_graph', detach_graph)

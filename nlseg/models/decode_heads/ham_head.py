@@ -15,8 +15,9 @@ from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from ..blocks.hamburger import Hamburger
+from ..blocks.hamburger import Hamburger, resolve_low_rank_upper
 from ..blocks.hams import HAMS
+from ..blocks.non_local import IMPLS
 from nlseg.validation import check_bool, check_choice, check_int, check_optional_dict
 from ..utils.head_inputs import check_decode_head_args, check_head_inputs
 
@@ -31,11 +32,15 @@ class HamburgerHead(BaseDecodeHead):
         ham_channels: channels d of the Hamburger block (paper: 512).
         ham_type: ``'NMF'`` (default), ``'VQ'`` or ``'CD'``.
         ham_kwargs: arguments of the ham (``MD_S``, ``MD_R``, ``train_steps``,
-            ``eval_steps``, ``inv_t``, ``rand_init``, ``grad``, ``eval_seed``, ``beta``...).
+            ``eval_steps``, ``inv_t``, ``rand_init``, ``bases_init``, ``grad``, ``eval_seed``,
+            ``beta``...).
         trailing_relu: ReLU after the Hamburger's skip sum (public implementations).
-        low_rank_upper: let the Hamburger apply its upper bread and BN to the ham's factors
-            (exact; see :class:`~nlseg.models.blocks.Hamburger`). ``False``: always form the
-            reconstruction.
+        low_rank_upper: deprecated alias of ``impl`` (True: ``'auto'``, False: ``'dense'``).
+        impl: ``'auto'`` | ``'dense'`` | ``'efficient'``: apply the Hamburger's upper bread
+            and BN to the ham's factors (exact; see :class:`~nlseg.models.blocks.Hamburger`);
+            ``'dense'`` always forms the reconstruction.
+        lower_bread, upper_bread: keep the Hamburger's breads (False: the ablations of the
+            paper's Table 2; the head's squeeze and align convs stay).
         **kwargs: ``BaseDecodeHead`` arguments (``in_channels``, ``channels``,
             ``num_classes``, ``in_index``, ``norm_cfg``...). A list ``in_index`` selects
             several levels (``input_transform`` defaults to ``'multiple_select'``) that are
@@ -44,12 +49,16 @@ class HamburgerHead(BaseDecodeHead):
 
     def __init__(self, ham_channels: int = 512, ham_type: str = 'NMF',
                  ham_kwargs: Optional[dict] = None, trailing_relu: bool = False,
-                 low_rank_upper: bool = True, **kwargs) -> None:
+                 low_rank_upper: Optional[bool] = None, impl: str = 'auto',
+                 lower_bread: bool = True, upper_bread: bool = True, **kwargs) -> None:
         check_int('ham_channels', ham_channels)
         check_choice('ham_type', ham_type, tuple(HAMS))
         check_optional_dict('ham_kwargs', ham_kwargs)
         check_bool('trailing_relu', trailing_relu)
-        check_bool('low_rank_upper', low_rank_upper)
+        check_choice('impl', impl, IMPLS)
+        check_bool('lower_bread', lower_bread)
+        check_bool('upper_bread', upper_bread)
+        impl = resolve_low_rank_upper(low_rank_upper, impl, type(self).__name__)
         if isinstance(kwargs.get('in_index'), (list, tuple)):
             kwargs.setdefault('input_transform', 'multiple_select')
         check_decode_head_args(kwargs)
@@ -63,7 +72,7 @@ class HamburgerHead(BaseDecodeHead):
         self.hamburger = Hamburger(
             ham_channels, ham_channels, ham_type=ham_type, ham_kwargs=ham_kwargs,
             norm_cfg=self.norm_cfg, conv_cfg=self.conv_cfg, trailing_relu=trailing_relu,
-            low_rank_upper=low_rank_upper)
+            impl=impl, lower_bread=lower_bread, upper_bread=upper_bread)
         self.align = ConvModule(
             ham_channels, self.channels, 3, padding=1, conv_cfg=self.conv_cfg,
             norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
