@@ -9,7 +9,7 @@ _base_ = [
     '../_base_/models/hamnet_r50-d8.py',
     '../_base_/datasets/pascal_voc12_aug_513x513.py',
     '../_base_/default_runtime.py',
-    'mmseg::_base_/schedules/schedule_80k.py',
+    'mmseg::_base_/schedules/schedule_40k.py',
 ]
 custom_imports = dict(imports=['nlseg'], allow_failed_imports=False)
 default_scope = 'mmseg'
