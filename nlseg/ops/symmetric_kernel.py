@@ -28,6 +28,8 @@ Every function computes in float32 (float64 for float64 inputs) with autocast di
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 from nlseg.validation import check_choice
@@ -57,17 +59,22 @@ def symmetric_kernel(embedding: torch.Tensor, kernel: str, scale: float = 1.0) -
         return torch.matmul(r, r.transpose(1, 2))
 
 
-def symmetric_kernel_affinity(embedding: torch.Tensor, kernel: str,
-                              scale: float = 1.0) -> torch.Tensor:
+def symmetric_kernel_affinity(embedding: torch.Tensor, kernel: str, scale: float = 1.0,
+                              rows: Optional[torch.Tensor] = None) -> torch.Tensor:
     """A = D^-1 W, A_ij = w_ij / C_i(X) (eq. 8-9), shape (B, N, N); zero-degree rows zero.
 
-    'gaussian' is the stable softmax_j(scale * t_i . t_j), equal to D^-1 W.
+    'gaussian' is the stable softmax_j(scale * t_i . t_j), equal to D^-1 W. ``rows`` (a 1-D
+    long tensor of query positions) returns only those rows, (B, Q, N), without forming the
+    other rows (the same values as the rows of the full A).
     """
     check_choice('kernel', kernel, SYMMETRIC_KERNELS)
+    query = embedding if rows is None else embedding[:, rows]
     if kernel == 'gaussian':
-        return softmax_affinity(embedding, embedding, scale)
+        return softmax_affinity(query, embedding, scale)
     with autocast_disabled(embedding):
-        w = symmetric_kernel(embedding, kernel)
+        t, q = upcast(embedding, query)
+        r, r_q = t.relu(), q.relu()
+        w = torch.matmul(r_q, r.transpose(1, 2))  # rows of W = R R^T
         return _inverse_degree(w.sum(dim=-1), 1.0).unsqueeze(-1) * w
 
 

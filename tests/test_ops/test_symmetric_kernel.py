@@ -46,6 +46,15 @@ def test_kernel_is_symmetric_non_negative_and_matches_definition(kernel):
     torch.testing.assert_close(a.sum(-1), torch.ones_like(a.sum(-1)))
 
 
+@pytest.mark.parametrize('kernel', SYMMETRIC_KERNELS)
+def test_affinity_rows_are_rows_of_the_full_affinity(kernel):
+    t = _with_dead_rows(_randn(2, 7, 3, seed=2))
+    rows = torch.tensor([5, 0, 3, 5])
+    full = symmetric_kernel_affinity(t, kernel, 0.5)
+    torch.testing.assert_close(symmetric_kernel_affinity(t, kernel, 0.5, rows=rows),
+                               full[:, rows])
+
+
 def test_relu_dot_scale_cancels_and_zero_degree_rows_are_zero():
     t = _with_dead_rows(_randn(1, 6, 3))
     a = symmetric_kernel_affinity(t, 'relu_dot')
