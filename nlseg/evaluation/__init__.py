@@ -5,3 +5,6 @@ __all__ = ['ClassIoUMetric']
 from .isolated_region_metric import IsolatedRegionMetric  # noqa: E402
 
 __all__ += ['IsolatedRegionMetric']
+from .re_score_metric import REScoreMetric  # noqa: E402
+
+__all__ += ['REScoreMetric']
