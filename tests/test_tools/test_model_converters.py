@@ -1,0 +1,547 @@
+"""The model converters (tools/model_converters/): for each source, a state_dict with the
+source's key layout converts, loads strictly into the nlseg module and gives the source
+module's output (float64, eval mode); missing and unknown keys are named; the scripts work
+from the command line.
+
+The sources that are not installed (the ARNLB authors' ARNLHead, the SNL authors' head,
+Enjoy-Hamburger's HamburgerV1 and seg_mm HamHead) are re-implemented below, minimally, with
+their key layouts and forwards; mmseg's LightHamHead is the installed one.
+"""
+from __future__ import annotations
+
+import os.path as osp
+import subprocess
+import sys
+from collections import OrderedDict
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule
+from mmseg.models.decode_heads import LightHamHead
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.models.decode_heads.fcn_head import FCNHead
+from mmseg.models.decode_heads.ham_head import NMF2D as MMSegNMF2D
+from mmseg.models.decode_heads.ham_head import Hamburger as MMSegHamburger
+
+from nlseg.models import CD2D, VQ2D, ARNLHead, GSNLHead, Hamburger, HamburgerHead, SNLHead
+from tests.helpers import tool_env
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONVERTERS = osp.join(ROOT, 'tools', 'model_converters')
+sys.path.insert(0, CONVERTERS)
+
+from arnlb2nlseg import convert_arnlb  # noqa: E402
+from hamburger_v1_2nlseg import convert_hamburger_v1  # noqa: E402
+from lightham2nlseg import convert_lightham  # noqa: E402
+from seg_mm_hamhead2nlseg import convert_seg_mm_hamhead  # noqa: E402
+from snl2nlseg import convert_snl  # noqa: E402
+from state_dict_conversion import (ConversionError, ConversionReport, embed_kernel,  # noqa: E402
+                                   load_checkpoint, save_checkpoint, split_state_dict)
+
+BN = dict(type='BN', requires_grad=True)
+EVAL_SEED = 0  # nlseg's default eval_seed of the hams
+
+
+def randomize(module: nn.Module, seed: int = 0) -> nn.Module:
+    """Every floating parameter and buffer random (running variances positive), so that a
+    key mapped to the wrong place changes the output."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in module.state_dict().items():
+            if t.is_floating_point():
+                if name.endswith('running_var'):
+                    t.copy_(0.5 + torch.rand(t.shape, generator=g, dtype=t.dtype))
+                else:
+                    t.copy_(0.3 * torch.randn(t.shape, generator=g, dtype=t.dtype))
+    return module
+
+
+def feature(*shape: int, seed: int = 1) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed),
+                       dtype=torch.float64)
+
+
+def load_strict(target: nn.Module, state_dict) -> nn.Module:
+    result = target.load_state_dict(state_dict, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    return target
+
+
+def assert_same_output(reference: nn.Module, target: nn.Module, inputs) -> None:
+    reference, target = reference.double().eval(), target.double().eval()
+    with torch.no_grad():
+        expected, actual = reference(inputs), target(inputs)
+    assert expected.abs().max() > 1e-3  # not a trivially zero output
+    torch.testing.assert_close(actual, expected, rtol=1e-9, atol=1e-10)
+
+
+# =============================================================== ARNLB authors' ARNLHead
+class ARNLBNewNonLocal2d(nn.Module):
+    """The ARNLB authors' ``NewNonLocal2d`` (embedded_gaussian): mmcv ``NonLocal2d``'s
+    ConvModules g/theta/phi/conv_out and a 3x3 conv C -> 1 giving lambda;
+    A = softmax_j(lambda_i theta_i . phi_j) (no 1/sqrt(C') scale: use_scale False),
+    Y = X + conv_out(A g). Fixed crash bugs: phi is not permuted before the matmul (the
+    authors' permute only fits when HW == C'), no ``.cuda()``. The lambda conv's attribute
+    name is a parameter (the authors' name is not recorded here)."""
+
+    def __init__(self, in_channels, reduction=2, use_scale=False, conv_cfg=None,
+                 norm_cfg=None, mode='embedded_gaussian', temperature=0.05,
+                 lambda_name='lambda_x'):
+        super().__init__()
+        self.inter_channels = max(in_channels // reduction, 1)
+        self.use_scale = use_scale
+        self.temperature = temperature  # unused, as in the authors' code
+        self.lambda_name = lambda_name
+        ci = self.inter_channels
+        self.g = ConvModule(in_channels, ci, 1, conv_cfg=conv_cfg, act_cfg=None)
+        self.conv_out = ConvModule(ci, in_channels, 1, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
+                                   act_cfg=None)
+        self.theta = ConvModule(in_channels, ci, 1, conv_cfg=conv_cfg, act_cfg=None)
+        self.phi = ConvModule(in_channels, ci, 1, conv_cfg=conv_cfg, act_cfg=None)
+        setattr(self, lambda_name, nn.Conv2d(in_channels, 1, 3, padding=1))
+
+    def forward(self, x):
+        n = x.size(0)
+        g_x = self.g(x).view(n, self.inter_channels, -1).permute(0, 2, 1)
+        theta_x = self.theta(x).view(n, self.inter_channels, -1).permute(0, 2, 1)
+        phi_x = self.phi(x).view(n, self.inter_channels, -1)
+        pairwise_weight = torch.matmul(theta_x, phi_x)
+        if self.use_scale:
+            pairwise_weight = pairwise_weight / theta_x.shape[-1] ** 0.5
+        lam = getattr(self, self.lambda_name)(x).view(n, -1, 1)
+        pairwise_weight = (lam * pairwise_weight).softmax(dim=-1)
+        y = torch.matmul(pairwise_weight, g_x).permute(0, 2, 1).contiguous()
+        y = y.reshape(n, self.inter_channels, *x.size()[2:])
+        return x + self.conv_out(y)
+
+
+class ARNLBHead(FCNHead):
+    """The ARNLB authors' ``ARNLHead``: NLHead's structure with ``self.non_blocak``."""
+
+    def __init__(self, reduction=2, use_scale=False, mode='embedded_gaussian',
+                 temperature=0.05, lambda_name='lambda_x', **kwargs):
+        super().__init__(num_convs=2, **kwargs)
+        self.non_blocak = ARNLBNewNonLocal2d(
+            self.channels, reduction=reduction, use_scale=use_scale, conv_cfg=self.conv_cfg,
+            norm_cfg=self.norm_cfg, mode=mode, temperature=temperature,
+            lambda_name=lambda_name)
+
+    def forward(self, inputs):
+        x = self._transform_inputs(inputs)
+        output = self.convs[0](x)
+        output = self.non_blocak(output)
+        output = self.convs[1](output)
+        if self.concat_input:
+            output = self.conv_cat(torch.cat([x, output], dim=1))
+        return self.cls_seg(output)
+
+
+HEAD_ARGS = dict(in_channels=16, channels=8, num_classes=3, norm_cfg=BN, dropout_ratio=0.1)
+
+
+def arnlb_reference(lambda_name='lambda_x', seed=0):
+    return randomize(ARNLBHead(lambda_name=lambda_name, **HEAD_ARGS), seed)
+
+
+@pytest.mark.parametrize('lambda_name', ['lambda_x', 'conv_lambda'])
+def test_arnlb_converts_loads_strictly_and_matches(lambda_name):
+    reference = arnlb_reference(lambda_name)
+    assert 'non_blocak.g.conv.weight' in reference.state_dict()
+    report = ConversionReport()
+    converted = convert_arnlb(reference.state_dict(), report=report)
+    target = load_strict(ARNLHead(**HEAD_ARGS), converted)
+    assert_same_output(reference, target, [feature(2, 16, 5, 6)])
+    assert (f'non_blocak.{lambda_name}.weight', 'nl_block.lambda_x.weight') in report.renamed \
+        or lambda_name == 'lambda_x'
+    assert not report.kept and not report.dropped
+
+
+def test_arnlb_lambda_without_bias_gets_zero_bias():
+    reference = arnlb_reference()
+    reference.non_blocak.lambda_x = nn.Conv2d(8, 1, 3, padding=1, bias=False)
+    randomize(reference, seed=3)
+    report = ConversionReport()
+    converted = convert_arnlb(reference.state_dict(), report=report)
+    assert torch.equal(converted['nl_block.lambda_x.bias'], torch.zeros(1))
+    assert [k for k, _ in report.filled] == ['nl_block.lambda_x.bias']
+    assert_same_output(reference, load_strict(ARNLHead(**HEAD_ARGS), converted),
+                       [feature(1, 16, 4, 4)])
+
+
+def test_arnlb_whole_model_keeps_other_keys():
+    head = arnlb_reference().state_dict()
+    source = OrderedDict([('backbone.conv1.weight', torch.randn(4, 3, 3, 3)),
+                          ('auxiliary_head.conv_seg.weight', torch.randn(3, 4, 1, 1))])
+    source.update((f'decode_head.{k}', v) for k, v in head.items())
+    report = ConversionReport()
+    converted = convert_arnlb(source, report=report)
+    assert report.kept == ['backbone.conv1.weight', 'auxiliary_head.conv_seg.weight']
+    assert converted['backbone.conv1.weight'] is source['backbone.conv1.weight']
+    assert report.kept_groups() == {'backbone': 1, 'auxiliary_head': 1}
+    head_part = {k[len('decode_head.'):]: v for k, v in converted.items()
+                 if k.startswith('decode_head.')}
+    load_strict(ARNLHead(**HEAD_ARGS), head_part)
+    assert 'kept: backbone.* (1), auxiliary_head.* (1)' in report.summary()
+
+
+def test_arnlb_missing_and_unknown_keys_are_named():
+    source = arnlb_reference().state_dict()
+    del source['non_blocak.theta.conv.weight'], source['conv_seg.weight']
+    with pytest.raises(ConversionError, match=r'missing 2 key\(s\).*'
+                       r'conv_seg\.weight.*non_blocak\.theta\.conv\.weight'):
+        convert_arnlb(source)
+    with pytest.raises(ConversionError, match=r'non_blocak\.g\.conv\.weight'):
+        convert_arnlb({'backbone.conv1.weight': torch.zeros(1)})
+    source = arnlb_reference().state_dict()
+    source['non_blocak.extra.weight'] = torch.zeros(2, 2)
+    with pytest.raises(ConversionError, match=r'non_blocak\.extra\.weight.*--drop-unknown'):
+        convert_arnlb(source)
+    report = ConversionReport()
+    converted = convert_arnlb(source, report=report, drop_unknown=True)
+    assert report.dropped == ['non_blocak.extra.weight']
+    load_strict(ARNLHead(**HEAD_ARGS), converted)
+
+
+def test_arnlb_ambiguous_or_absent_lambda_conv():
+    source = arnlb_reference().state_dict()
+    source['non_blocak.other.weight'] = torch.zeros(1, 8, 3, 3)
+    with pytest.raises(ConversionError, match='ambiguous'):
+        convert_arnlb(source)
+    del source['non_blocak.other.weight'], source['non_blocak.lambda_x.weight']
+    with pytest.raises(ConversionError, match=r'lambda conv.*\(1, 8, 3, 3\)'):
+        convert_arnlb(source)
+
+
+# ================================================================= SNL authors' SNL head
+class SNLAuthorsBlock(nn.Module):
+    """The SNL authors' segmentation block (SNL-MMSeg with nls/basic.py): bias-free 1x1
+    convs t, p, g (C -> C') and w_1, w_2 (w_3 for gSNL) (C' -> C), one BatchNorm ``bn``;
+    S = relu(t)^T relu(p), symmetrised, A = D^-1/2 S D^-1/2 (zero degrees stay zero),
+    Y = X + bn(w_1 Z - w_2 A Z [+ w_3 (2A - I) Z]). Fixed crash bugs: the in-place
+    ``att += att.permute(0, 2, 1)`` is (att + att^T) / 2 out of place, ``torch.eye`` is
+    made on the input's device and dtype instead of ``.cuda()``."""
+
+    def __init__(self, inplanes, planes, generalized=False):
+        super().__init__()
+        self.generalized = generalized
+        self.t = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.p = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.g = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.w_1 = nn.Conv2d(planes, inplanes, 1, bias=False)
+        self.w_2 = nn.Conv2d(planes, inplanes, 1, bias=False)
+        if generalized:
+            self.w_3 = nn.Conv2d(planes, inplanes, 1, bias=False)
+        self.bn = nn.BatchNorm2d(inplanes)
+
+    def dot_kernel(self, x):
+        t, p = self.t(x), self.p(x)
+        b, c, h, w = t.size()
+        t = t.view(b, c, -1).permute(0, 2, 1)
+        p = p.view(b, c, -1)
+        att = torch.bmm(torch.relu(t), torch.relu(p))
+        att = (att + att.permute(0, 2, 1)) / 2
+        d = torch.sum(att, dim=2)
+        d[d != 0] = torch.sqrt(1.0 / d[d != 0])
+        return att * d.unsqueeze(1) * d.unsqueeze(2)
+
+    def forward(self, x):
+        att = self.dot_kernel(x)
+        g = self.g(x)
+        b, c, h, w = g.size()
+        g_flat = g.view(b, c, -1).permute(0, 2, 1)
+        ag = torch.bmm(att, g_flat).permute(0, 2, 1).contiguous().view(b, c, h, w)
+        out = self.w_1(g) - self.w_2(ag)
+        if self.generalized:
+            eye = torch.eye(h * w, dtype=x.dtype, device=x.device)
+            cheb = torch.bmm(2 * att - eye, g_flat).permute(0, 2, 1).contiguous()
+            out = out + self.w_3(cheb.view(b, c, h, w))
+        return x + self.bn(out)
+
+
+class SNLAuthorsHead(FCNHead):
+    """The SNL authors' head: NLHead's structure with their block (attribute name a
+    parameter: not recorded here)."""
+
+    def __init__(self, reduction=2, generalized=False, block_name='snl_block', **kwargs):
+        super().__init__(num_convs=2, **kwargs)
+        self.block_name = block_name
+        setattr(self, block_name, SNLAuthorsBlock(self.channels, self.channels // reduction,
+                                                  generalized))
+
+    def forward(self, inputs):
+        x = self._transform_inputs(inputs)
+        output = self.convs[0](x)
+        output = getattr(self, self.block_name)(output)
+        output = self.convs[1](output)
+        if self.concat_input:
+            output = self.conv_cat(torch.cat([x, output], dim=1))
+        return self.cls_seg(output)
+
+
+SNL_ARGS = dict(HEAD_ARGS, concat_input=False)
+
+
+@pytest.mark.parametrize('generalized,block_name', [(False, 'snl_block'), (True, 'snl_block'),
+                                                    (False, 'nl_block')])
+def test_snl_converts_loads_strictly_and_matches(generalized, block_name):
+    reference = randomize(SNLAuthorsHead(generalized=generalized, block_name=block_name,
+                                         **SNL_ARGS))
+    report = ConversionReport()
+    converted = convert_snl(reference.state_dict(), report=report)
+    target = load_strict((GSNLHead if generalized else SNLHead)(**SNL_ARGS), converted)
+    assert_same_output(reference, target, [feature(2, 16, 5, 6)])
+    assert [k for k, _ in report.changed] == ['snl_block.w2.weight']
+    assert sorted(k for k, _ in report.filled) == [f'snl_block.{n}.bias'
+                                                   for n in ('g', 'phi', 'theta')]
+    assert any(('GSNLHead' if generalized else 'SNLHead') in n for n in report.notes)
+
+
+def test_snl_w2_sign_plus_copies_w2():
+    reference = randomize(SNLAuthorsHead(**SNL_ARGS))
+    source = reference.state_dict()
+    plus = convert_snl(source, w2_sign='plus')
+    minus = convert_snl(source)
+    torch.testing.assert_close(plus['snl_block.w2.weight'], source['snl_block.w_2.weight'])
+    torch.testing.assert_close(minus['snl_block.w2.weight'], -source['snl_block.w_2.weight'])
+    with pytest.raises(ValueError, match='w2_sign must be one of'):
+        convert_snl(source, w2_sign='minus ')
+
+
+def test_snl_bare_block_and_errors():
+    block = randomize(SNLAuthorsBlock(8, 4))
+    converted = convert_snl(block.state_dict())
+    from nlseg.models import SpectralNonLocalBlock
+    target = load_strict(SpectralNonLocalBlock(8, norm_cfg=BN), converted)
+    assert_same_output(block, target, feature(2, 8, 4, 5))
+    source = block.state_dict()
+    del source['bn.running_var'], source['w_2.weight']
+    with pytest.raises(ConversionError, match=r'bn\.running_var.*w_2\.weight'):
+        convert_snl(source)
+    with pytest.raises(ConversionError, match=r'g\.weight.*t\.weight'):
+        convert_snl({'conv_seg.weight': torch.zeros(3, 8, 1, 1)})
+
+
+# ======================================================= Hamburger: NMF bases made equal
+def eval_bases(B, S, D, R, dtype=torch.float64):
+    """nlseg's evaluation bases (seed ``eval_seed``, one draw shared by the batch)."""
+    g = torch.Generator().manual_seed(EVAL_SEED)
+    return F.normalize(torch.rand((S, D, R), generator=g), dim=1).to(dtype).repeat(B, 1, 1)
+
+
+@pytest.fixture
+def fixed_mmseg_bases(monkeypatch):
+    """mmseg's NMF2D draws new random bases at every forward; give it nlseg's eval bases."""
+    def build_bases(self, B, S, D, R, device=None):
+        return eval_bases(B, S, D, R).to(device)
+    monkeypatch.setattr(MMSegNMF2D, '_build_bases', build_bases)
+
+
+HAM_ARGS = dict(ham_channels=16, channels=6, num_classes=3, norm_cfg=BN,
+                ham_kwargs=dict(MD_R=4), dropout_ratio=0.1)
+
+
+def test_embed_kernel_is_exact():
+    w = torch.randn(5, 4, 1, 1, dtype=torch.float64)
+    x = feature(2, 4, 6, 7)
+    torch.testing.assert_close(F.conv2d(x, embed_kernel(w), padding=1), F.conv2d(x, w),
+                               rtol=0, atol=1e-12)
+    with pytest.raises(ConversionError, match='1x1'):
+        embed_kernel(torch.zeros(5, 4, 3, 3))
+
+
+# ============================================================ mmseg's LightHamHead
+def test_lightham_converts_loads_strictly_and_matches(fixed_mmseg_bases):
+    args = dict(HAM_ARGS, in_channels=[8, 12], in_index=[0, 1])
+    reference = randomize(LightHamHead(**args))
+    report = ConversionReport()
+    converted = convert_lightham(reference.state_dict(), report=report)
+    assert converted['squeeze.conv.weight'].shape == (16, 20, 3, 3)
+    assert converted['align.conv.weight'].shape == (6, 16, 3, 3)
+    assert sorted(k for k, _ in report.changed) == ['align.conv.weight', 'squeeze.conv.weight']
+    target = load_strict(HamburgerHead(trailing_relu=True, **args), converted)
+    inputs = [feature(2, 8, 8, 8, seed=1).relu(), feature(2, 12, 4, 4, seed=2).relu()]
+    assert_same_output(reference, target, inputs)
+
+
+def test_lightham_refuses_3x3_and_names_the_other_converter(fixed_mmseg_bases):
+    source = randomize(SegMMHamHead(in_channels=8, **HAM_ARGS)).state_dict()
+    with pytest.raises(ConversionError, match=r'3x3 kernel.*seg_mm_hamhead2nlseg\.py'):
+        convert_lightham(source)
+    light = randomize(LightHamHead(in_channels=[8], in_index=[0], **HAM_ARGS)).state_dict()
+    with pytest.raises(ConversionError, match=r'1x1 kernel.*lightham2nlseg\.py'):
+        convert_seg_mm_hamhead(light)
+    del light['hamburger.ham_out.conv.weight']
+    with pytest.raises(ConversionError, match=r'hamburger\.ham_out\.conv\.weight'):
+        convert_lightham(light)
+
+
+# ====================================================== Enjoy-Hamburger seg_mm HamHead
+class SegMMHamHead(BaseDecodeHead):
+    """Enjoy-Hamburger's seg_mm ``HamHead``: 3x3 squeeze (padding 1), the Hamburger with
+    ``ham_in``/``ham``/``ham_out`` (the class mmseg's LightHamHead took over, used here),
+    3x3 align, cls_seg."""
+
+    def __init__(self, ham_channels=512, ham_kwargs=dict(), **kwargs):
+        super().__init__(**kwargs)
+        self.ham_channels = ham_channels
+        self.squeeze = ConvModule(self.in_channels, ham_channels, 3, padding=1,
+                                  conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
+                                  act_cfg=self.act_cfg)
+        self.hamburger = MMSegHamburger(ham_channels, dict(ham_kwargs), norm_cfg=self.norm_cfg)
+        self.align = ConvModule(ham_channels, self.channels, 3, padding=1,
+                                conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
+                                act_cfg=self.act_cfg)
+
+    def forward(self, inputs):
+        x = self._transform_inputs(inputs)
+        return self.cls_seg(self.align(self.hamburger(self.squeeze(x))))
+
+
+def test_seg_mm_hamhead_converts_loads_strictly_and_matches(fixed_mmseg_bases):
+    reference = randomize(SegMMHamHead(in_channels=8, **HAM_ARGS))
+    report = ConversionReport()
+    converted = convert_seg_mm_hamhead(reference.state_dict(), report=report)
+    assert not report.changed  # 3x3 in both
+    target = load_strict(HamburgerHead(in_channels=8, trailing_relu=True, **HAM_ARGS),
+                         converted)
+    assert_same_output(reference, target, [feature(2, 8, 6, 5).relu()])
+
+
+# =================================================== Enjoy-Hamburger HamburgerV1 block
+class EnjoyHamburgerV1(nn.Module):
+    """Enjoy-Hamburger's ``HamburgerV1``: lower bread Sequential(Conv2d, ReLU) for NMF (a
+    bare Conv2d for VQ/CD), the ham, upper bread Sequential(Conv2d(bias=False), BN), empty
+    shortcut, relu(x + .). The ham: mmseg's NMF2D (the authors' NMF, ported), or nlseg's
+    VQ2D/CD2D (parameter-free: what is checked is the mapping of the breads)."""
+
+    def __init__(self, in_c, ham_type='NMF', D=16, R=4):
+        super().__init__()
+        if ham_type == 'NMF':
+            self.lower_bread = nn.Sequential(nn.Conv2d(in_c, D, 1), nn.ReLU(inplace=True))
+            self.ham = MMSegNMF2D(dict(MD_R=R))
+        else:
+            self.lower_bread = nn.Conv2d(in_c, D, 1)
+            self.ham = {'VQ': VQ2D, 'CD': CD2D}[ham_type](D, MD_R=R)
+        self.upper_bread = nn.Sequential(nn.Conv2d(D, in_c, 1, bias=False),
+                                         nn.BatchNorm2d(in_c))
+        self.shortcut = nn.Sequential()
+
+    def forward(self, x):
+        shortcut = self.shortcut(x)
+        x = self.upper_bread(self.ham(self.lower_bread(x)))
+        return F.relu(x + shortcut, inplace=True)
+
+
+@pytest.mark.parametrize('ham_type', ['NMF', 'VQ', 'CD'])
+def test_hamburger_v1_converts_loads_strictly_and_matches(ham_type, fixed_mmseg_bases):
+    reference = randomize(EnjoyHamburgerV1(10, ham_type))
+    report = ConversionReport()
+    converted = convert_hamburger_v1(reference.state_dict(), report=report)
+    target = load_strict(Hamburger(10, 16, ham_type=ham_type, norm_cfg=BN,
+                                   trailing_relu=True, ham_kwargs=dict(MD_R=4)), converted)
+    assert_same_output(reference, target, feature(2, 10, 5, 6))
+    assert any(ham_type in note for note in report.notes)
+
+
+def test_hamburger_v1_in_a_model_old_batch_norm_and_errors(fixed_mmseg_bases):
+    block = randomize(EnjoyHamburgerV1(10)).state_dict()
+    del block['upper_bread.1.num_batches_tracked']  # files from before torch 0.4.1
+    source = OrderedDict([('squeeze.conv.weight', torch.randn(10, 4, 3, 3))])
+    source.update((f'module.hamburger.{k}', v) for k, v in block.items())
+    report = ConversionReport()
+    converted = convert_hamburger_v1(source, report=report)
+    assert report.kept == ['squeeze.conv.weight']
+    assert [k for k, _ in report.filled] == ['module.hamburger.upper_bread.bn.num_batches_tracked']
+    load_strict(Hamburger(10, 16, norm_cfg=BN, ham_kwargs=dict(MD_R=4)),
+                {k[len('module.hamburger.'):]: v for k, v in converted.items()
+                 if k.startswith('module.hamburger.')})
+    del block['lower_bread.0.bias'], block['upper_bread.1.running_mean']
+    with pytest.raises(ConversionError, match=r'lower_bread\.0\.bias.*running_mean'):
+        convert_hamburger_v1(block)
+    with pytest.raises(ConversionError, match=r'upper_bread\.0\.weight'):
+        convert_hamburger_v1({'lower_bread.0.weight': torch.zeros(1)})
+
+
+# ================================================================== files and wrappers
+@pytest.mark.parametrize('wrapper', ['state_dict', 'model', None])
+def test_save_and_split_keep_the_wrapper(tmp_path, wrapper):
+    sd = OrderedDict(a=torch.arange(3.0))
+    path = str(tmp_path / 'sub' / 'out.pth')
+    save_checkpoint(path, sd, wrapper, meta=dict(classes=('x', 'y')) if wrapper else None)
+    loaded = load_checkpoint(path)
+    state_dict, found = split_state_dict(loaded)
+    assert found == wrapper and torch.equal(state_dict['a'], sd['a'])
+    if wrapper:
+        assert loaded['meta'] == dict(classes=('x', 'y'))
+    assert [p.name for p in (tmp_path / 'sub').iterdir()] == ['out.pth']  # no temp left
+
+
+def test_load_refuses_pickled_objects_and_bad_files(tmp_path):
+    import argparse
+    path = tmp_path / 'args.pth'
+    torch.save({'model': {'w': torch.zeros(1)}, 'args': argparse.Namespace(lr=1)}, path)
+    with pytest.raises(ConversionError, match=r'argparse\.Namespace.*--unsafe-load'):
+        load_checkpoint(str(path))
+    assert load_checkpoint(str(path), unsafe=True)['args'].lr == 1
+    (tmp_path / 'cut.pth').write_bytes(path.read_bytes()[:40])
+    with pytest.raises(ConversionError, match='truncated or corrupt'):
+        load_checkpoint(str(tmp_path / 'cut.pth'))
+    with pytest.raises(ConversionError, match='does not exist'):
+        load_checkpoint(str(tmp_path / 'none.pth'))
+    with pytest.raises(ConversionError, match="no 'state_dict' or 'model' entry"):
+        split_state_dict({'epoch': 3, 'net': {}})
+    with pytest.raises(TypeError, match='map str keys to tensors'):
+        convert_arnlb({'meta': 3})
+
+
+# ======================================================================== command line
+def _sources():
+    """(script, source state_dict, target builder) for every converter."""
+    return {
+        'arnlb2nlseg.py': (lambda: arnlb_reference().state_dict(),
+                           lambda: ARNLHead(**HEAD_ARGS)),
+        'snl2nlseg.py': (lambda: randomize(SNLAuthorsHead(generalized=True, **SNL_ARGS))
+                         .state_dict(), lambda: GSNLHead(**SNL_ARGS)),
+        'lightham2nlseg.py': (
+            lambda: randomize(LightHamHead(in_channels=[8], in_index=[0], **HAM_ARGS))
+            .state_dict(),
+            lambda: HamburgerHead(in_channels=[8], in_index=[0], trailing_relu=True,
+                                  **HAM_ARGS)),
+        'seg_mm_hamhead2nlseg.py': (
+            lambda: randomize(SegMMHamHead(in_channels=8, **HAM_ARGS)).state_dict(),
+            lambda: HamburgerHead(in_channels=8, trailing_relu=True, **HAM_ARGS)),
+        'hamburger_v1_2nlseg.py': (
+            lambda: randomize(EnjoyHamburgerV1(10)).state_dict(),
+            lambda: Hamburger(10, 16, norm_cfg=BN, trailing_relu=True,
+                              ham_kwargs=dict(MD_R=4))),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('script', sorted(_sources()))
+def test_cli_converts_a_saved_checkpoint(tmp_path, script):
+    make_source, make_target = _sources()[script]
+    head = make_source()
+    source = OrderedDict([('backbone.stem.weight', torch.randn(2, 3, 1, 1))])
+    source.update((f'decode_head.{k}', v) for k, v in head.items())
+    src, dst = tmp_path / 'src.pth', tmp_path / 'out' / 'dst.pth'
+    torch.save({'state_dict': source, 'meta': dict(iter=4), 'optimizer': {}}, src)
+    run = subprocess.run([sys.executable, osp.join(CONVERTERS, script), str(src), str(dst)],
+                         capture_output=True, text=True, env=tool_env(), timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert 'kept: backbone.* (1)' in run.stdout and 'optimizer' in run.stdout
+    out = torch.load(dst, map_location='cpu', weights_only=True)
+    assert set(out) == {'state_dict', 'meta'} and out['meta'] == dict(iter=4)
+    assert torch.equal(out['state_dict']['backbone.stem.weight'], source['backbone.stem.weight'])
+    load_strict(make_target(), {k[len('decode_head.'):]: v
+                                for k, v in out['state_dict'].items()
+                                if k.startswith('decode_head.')})
+    # a source of another layout: exit status 1, one error line naming the missing keys
+    torch.save({'state_dict': {'backbone.stem.weight': torch.zeros(1)}}, src)
+    run = subprocess.run([sys.executable, osp.join(CONVERTERS, script), str(src),
+                          str(tmp_path / 'bad.pth')], capture_output=True, text=True,
+                         env=tool_env(), timeout=300)
+    assert run.returncode == 1 and run.stderr.startswith('error: ') and 'missing' in run.stderr
+    assert not (tmp_path / 'bad.pth').exists()
