@@ -3,11 +3,10 @@
 # d = 20 neighbours, fine-tuned for 10k iterations at batch 3 (1 GPU x 3 images), SGD momentum
 # 0.9, lr 1e-4 (fixed, weight decay 5e-4 as stage 1).
 # Start: train stage 1 first (unet-s5-d16_fcn_1xb3-20k_wbc-300x300.py, default work_dir);
-# its last checkpoint initialises the backbone and the classifier here. Not through
-# `load_from`: NLTVHead nests the classifier as `base_head` and WithImageLevel nests the UNet,
-# so the stage-1 keys (backbone.*, decode_head.*) do not name these modules and load_from
-# (strict=False) would silently skip them; each module's Pretrained init_cfg loads its own
-# prefix instead. Point `stage1_checkpoint` elsewhere with
+# its last checkpoint initialises the backbone and the classifier here, each through its own
+# Pretrained init_cfg (prefix backbone. / decode_head.). Not through `load_from`: NLTVHead
+# nests the classifier as `base_head`, so the stage-1 keys decode_head.* name no module here
+# and load_from (strict=False) would skip them silently. Another stage-1 checkpoint:
 # --cfg-options model.backbone.backbone.init_cfg.checkpoint=PATH
 # model.decode_head.base_head.init_cfg.checkpoint=PATH
 _base_ = [

@@ -4,8 +4,8 @@
 # paper's stopping rule) over a graph built, as in the paper, from the image itself: each
 # pixel is linked to its d nearest neighbours with the weights of eq. 11 from positions and
 # colours (lambda1 1, lambda2 0.5, sigma_a 40, sigma_b 13/255, sigma_g 3). WithImageLevel
-# appends the preprocessed image (intensities in [0, 1]) as the backbone's last level and
-# NLTVHead reads it there (image_index=-1). d (`k`) is set by the data set config.
+# appends the preprocessed image as the backbone's last level and NLTVHead reads it there
+# (image_index=-1) and un-normalises it to colours in [0, 1]. d (`k`) is set by each config.
 _base_ = ['./unet-s5-d16_fcn_plain.py']
 model = dict(
     backbone=dict(
@@ -18,6 +18,9 @@ model = dict(
         base_head={{_base_.model.decode_head}},
         graph_source='image',
         image_index=-1,
+        # the data preprocessor's mean / std: the head un-normalises the image level
+        image_mean=[0.0, 0.0, 0.0],
+        image_std=[255.0, 255.0, 255.0],
         nltv=dict(
             k=10,
             lam=3.0,
