@@ -49,7 +49,7 @@ def row(config, source, *, lr, weight_decay, momentum=0.9, batch, iters, policy,
 
 
 HAM = dict(ham_type='NMF', ham_channels=512, channels=256, MD_R=64, train_steps=6,
-           eval_steps=6)
+           eval_steps=6, inv_t=1)
 SNL_C = 'SNL paper appendix C (Table 10)'
 DEEPLAB = dict(lr=0.007, weight_decay=5e-4, batch=16, epochs=50,
                iters=50 * math.ceil(VOC_AUG_TRAIN_IMAGES / 16), policy=POLY_TO_ZERO,
@@ -79,6 +79,12 @@ RECIPES = [
         crop=(513, 513), num_classes=21, dataset='PascalVOCDataset',
         train_pipeline=SCALE_FLIP_CROP, depth=50, stride=OS16, aux=False,
         head='HamburgerHead', align_corners=True, ham=HAM, assumed=('crop',)),
+    *[row(f'configs/hamburger/hamnet-{ham.lower()}_r50-d16_4xb3-30k_voc12aug-513x513.py',
+          'HamNet 3.1, E.1, Table 1', lr=0.009, weight_decay=1e-4, batch=12, iters=30000,
+          policy=POLY_TO_ZERO, crop=(513, 513), num_classes=21, dataset='PascalVOCDataset',
+          train_pipeline=SCALE_FLIP_CROP, depth=50, stride=OS16, aux=False,
+          head='HamburgerHead', align_corners=True, ham=dict(HAM, ham_type=ham, inv_t=100),
+          assumed=('crop',)) for ham in ('VQ', 'CD')],
     row('configs/snl/deeplabv3_r50-d8_4xb4-50e_voc12aug-513x513.py', SNL_C, **DEEPLAB),
     row('configs/snl/deeplabv3-snl_r50-d8_4xb4-50e_voc12aug-513x513.py', SNL_C, **DEEPLAB,
         insert=dict(type='SpectralNonLocalBlock', reduction=2, generalized=False)),
@@ -246,6 +252,7 @@ def test_recipe_matches_paper(recipe):
         assert (head.ham_channels, head.channels) == (ham['ham_channels'], ham['channels'])
         kwargs = head.ham_kwargs
         assert kwargs.MD_R == ham['MD_R']
+        assert kwargs.inv_t == ham.get('inv_t', 1)  # NMF: 1 (its coefficient init)
         # the paper recommends the same K for training and evaluation
         assert kwargs.train_steps == kwargs.eval_steps == ham['train_steps']
     inserts = backbone.get('inserts')
