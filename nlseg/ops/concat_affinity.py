@@ -36,8 +36,15 @@ def concatenation_logits(theta: torch.Tensor, phi: torch.Tensor, weight: torch.T
     w = weight.reshape(-1)
     if w.numel() != 2 * c or phi.shape[-1] != c:
         raise ValueError(f'concatenation weight must have 2 * {c} elements, got {w.numel()}')
-    a = torch.matmul(theta, w[:c].to(theta.dtype))
-    b = torch.matmul(phi, w[c:].to(phi.dtype))
+    w_t, w_p = w[:c].to(theta.dtype), w[c:].to(phi.dtype)
+    if torch.onnx.is_in_onnx_export():
+        # (c, 1) matrices: onnxruntime (1.32) fuses a transposed input into a matrix-VECTOR
+        # MatMul wrongly; the same products as matrix-matrix ones are exported correctly
+        a = torch.matmul(theta, w_t.unsqueeze(-1)).squeeze(-1)
+        b = torch.matmul(phi, w_p.unsqueeze(-1)).squeeze(-1)
+    else:
+        a = torch.matmul(theta, w_t)
+        b = torch.matmul(phi, w_p)
     if bias is not None:
         a = a + bias.reshape(()).to(a.dtype)
     return a, b
@@ -103,6 +110,10 @@ def concatenation_attention(theta: torch.Tensor, phi: torch.Tensor, value: torch
     with autocast_disabled(theta):
         theta, phi, value, weight = upcast(theta, phi, value, weight)
         a, b = concatenation_logits(theta, phi, weight, bias)
+        if torch.onnx.is_in_onnx_export():
+            # the chunk loop would fix N at trace time and writes into slices of one buffer:
+            # the exported graph computes the same sums in one piece (the dense form)
+            return torch.matmul((a.unsqueeze(-1) + b.unsqueeze(-2)).relu() / b.shape[1], value)
         if chunk_size is None:
             chunk_size = max(1, DEFAULT_CHUNK_ELEMENTS // max(1, b.shape[0] * b.shape[1]))
         return _ChunkedConcatenation.apply(a, b, value, int(chunk_size))

@@ -84,20 +84,24 @@ def knn_graph(feats: torch.Tensor,
         chunk_size = max(1, min(n, _CHUNK_ENTRIES // max(n * b, 1)))
     elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f'chunk_size must be a positive int or None, got {chunk_size!r}')
+    if torch.onnx.is_in_onnx_export():
+        chunk_size = n  # one chunk: a loop over chunks would fix N (H, W) at trace time
 
     device = feats.device
     dtype = torch.float64 if feats.dtype == torch.float64 else torch.float32
     with torch.autocast(device_type=device.type, enabled=False):
         f = feats.to(dtype).flatten(2).transpose(1, 2)  # (B, N, C)
-        ys = torch.arange(h, device=device, dtype=dtype).repeat_interleave(w)
-        xs = torch.arange(w, device=device, dtype=dtype).repeat(h)
+        # row and column of every position, row-major (written with expand, not
+        # repeat_interleave, whose export with a symbolic H, W onnxruntime rejects)
+        ys = torch.arange(h, device=device, dtype=dtype).view(h, 1).expand(h, w).reshape(n)
+        xs = torch.arange(w, device=device, dtype=dtype).view(1, w).expand(h, w).reshape(n)
         pos = torch.stack([ys, xs], dim=1)  # (N, 2)
 
         # neighbour selection: no gradient, squared-norm expansion, chunked over query rows
         with torch.no_grad():
             fd = f.detach()
             sq = fd.square().sum(-1)  # (B, N)
-            index = torch.empty(b, n, k, dtype=torch.long, device=device)
+            index_chunks = []
             for start in range(0, n, chunk_size):
                 stop = min(start + chunk_size, n)
                 q = fd[:, start:stop]  # (B, c, C)
@@ -110,9 +114,10 @@ def knn_graph(feats: torch.Tensor,
                 score.add_(dist_p, alpha=1.0 / (2.0 * sa))
                 rows = torch.arange(stop - start, device=device)
                 score[:, rows, rows + start] = float('inf')  # exclude self loops
-                index[:, start:stop] = torch.topk(score, k, dim=2, largest=False,
-                                                  sorted=True).indices
+                index_chunks.append(torch.topk(score, k, dim=2, largest=False,
+                                               sorted=True).indices)
                 del dist_p, score
+            index = torch.cat(index_chunks, dim=1)
 
         # exact weights of the selected edges (differentiable in feats and parameters)
         weights = []
