@@ -199,6 +199,11 @@ def nltv_softmax(logits: torch.Tensor,
         raise ValueError(f'iters must be an int >= 0, got {iters!r}')
     if tol is not None and not float(tol) >= 0:
         raise ValueError(f'tol must be >= 0 or None, got {tol}')
+    if tol is not None and torch.onnx.is_in_onnx_export():
+        raise ValueError(f'tol={tol}: the stop on the duality gap is data-dependent control '
+                         f'flow, which an exported ONNX graph cannot hold; export with tol=None '
+                         f'(a fixed number of iterations, e.g. NLTVSoftmax(tol=None, '
+                         f'test_iters=50))')
     if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
         raise ValueError(f'check_every must be an int >= 1, got {check_every!r}')
     b, c, h, w = logits.shape
