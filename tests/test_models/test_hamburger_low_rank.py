@@ -1,6 +1,6 @@
-"""Hamburger's low-rank upper bread (``low_rank_upper=True``): the upper 1x1 conv and its
+"""Hamburger's low-rank upper bread (``impl='auto'``/``'efficient'``): the upper 1x1 conv and its
 BatchNorm applied to the ham's factors give the same outputs, gradients and running
-statistics as the materialised path (``low_rank_upper=False``), without saving the (d x n)
+statistics as the materialised path (``impl='dense'``), without saving the (d x n)
 maps; other norms fall back to the modules; checkpoints are interchangeable."""
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def build(ham_type: str = 'NMF', md_s: int = 1, norm_cfg: Optional[dict] = BN,
             else:
                 t.copy_(0.5 * torch.randn(t.shape, generator=g, dtype=t.dtype))
     reference = copy.deepcopy(block)
-    reference.low_rank_upper = False
+    reference.impl = 'dense'
     return block, reference
 
 
@@ -128,7 +128,7 @@ def test_float32_agrees_with_materialised_on_a_realistic_size():
     torch.manual_seed(0)
     block = Hamburger(32, 64, 'NMF', dict(MD_R=8), norm_cfg=BN, trailing_relu=True)
     reference = copy.deepcopy(block)
-    reference.low_rank_upper = False
+    reference.impl = 'dense'
     x = torch.randn(2, 32, 24, 24) + 3.0
     out, grads = run(block.train(), x)
     ref_out, ref_grads = run(reference.train(), x)
@@ -155,7 +155,7 @@ def test_bn_on_a_single_value_per_channel_raises_as_bn_does():
 def test_other_norms_and_convs_fall_back_to_the_modules(norm_cfg, conv_cfg):
     torch.manual_seed(0)
     block = Hamburger(C, D, 'CD', dict(MD_R=R), norm_cfg=norm_cfg, conv_cfg=conv_cfg).eval()
-    assert block.low_rank_upper and not block.low_rank_active
+    assert block.impl == 'auto' and not block.low_rank_active
     x = torch.randn(2, C, 4, 5)
     expected = x + block.upper_bread(block.ham(block.lower_bread(x)))
     torch.testing.assert_close(block(x), expected, rtol=0, atol=0)
@@ -183,14 +183,14 @@ def test_hooks_and_the_switch_turn_the_low_rank_path_off():
     assert calls == [1]
     handle.remove()
     assert block.low_rank_active
-    block.low_rank_upper = False
+    block.impl = 'dense'
     assert not block.low_rank_active
 
 
 @pytest.mark.parametrize('low_rank', [True, False])
 def test_upper_conv_runs_only_on_the_materialised_path(monkeypatch, low_rank):
     block, _ = build('NMF', 2, BN)
-    block.low_rank_upper = low_rank
+    block.impl = 'efficient' if low_rank else 'dense'
     calls = []
     conv = block.upper_bread.conv
     original = conv.forward
@@ -224,7 +224,7 @@ def test_low_rank_path_saves_no_feature_maps_but_the_output(ham_type):
     c = d = 16
     block = Hamburger(c, d, ham_type, dict(MD_R=2), norm_cfg=BN, trailing_relu=True).train()
     reference = copy.deepcopy(block)
-    reference.low_rank_upper = False
+    reference.impl = 'dense'
     x = torch.randn(1, c, 16, 16)
     map_bytes = x.numel() * x.element_size()
     assert saved_bytes(reference, x, map_bytes) == (5 if ham_type == 'NMF' else 4) * map_bytes
@@ -234,7 +234,7 @@ def test_low_rank_path_saves_no_feature_maps_but_the_output(ham_type):
 def test_state_dict_is_unchanged_and_checkpoints_load_both_ways():
     block, reference = build('VQ', 2, BN)
     assert list(block.state_dict()) == list(Hamburger(
-        C, D, 'VQ', dict(MD_S=2, MD_R=R), norm_cfg=BN, low_rank_upper=False).state_dict())
+        C, D, 'VQ', dict(MD_S=2, MD_R=R), norm_cfg=BN, impl='dense').state_dict())
     fresh = Hamburger(C, D, 'VQ', dict(MD_S=2, MD_R=R, train_steps=2, eval_steps=2),
                       norm_cfg=BN).double().eval()
     fresh.load_state_dict(reference.state_dict(), strict=True)

@@ -194,7 +194,7 @@ def test_hamburger_is_eq6(ham_type):
     expected = x + block.upper_bread(block.ham(block.lower_bread(x)))
     assert block.low_rank_active  # the factored path (exact in real arithmetic)
     torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-5)
-    block.low_rank_upper = False  # the modules one after the other: bit-identical
+    block.impl = 'dense'  # the modules one after the other: bit-identical
     torch.testing.assert_close(block(x), expected, rtol=0, atol=0)
     assert (y < 0).any()                              # paper eq. 6: no trailing ReLU
     relu_block = Hamburger(8, 16, ham_type, dict(MD_R=4), trailing_relu=True).eval()

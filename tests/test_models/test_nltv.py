@@ -56,7 +56,7 @@ def test_block_train_and_eval_iterations():
 
 
 def test_block_learnable_graph_gets_gradients_both_modes():
-    for grad in ('unrolled', 'last_step'):
+    for grad in ('bptt', 'one_step'):
         block = NLTVSoftmax(k=3, lam=1.0, train_iters=3, grad=grad, learnable_graph=True,
                             sigma_b=0.5)
         logits = torch.randn(1, 3, 5, 5, requires_grad=True)
@@ -148,8 +148,8 @@ def test_head_trains_in_encoder_decoder(mmseg_scope):
     assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
 
 
-def test_head_trains_last_step_learnable_graph(mmseg_scope):
-    cfg = nltv_head_cfg(nltv=dict(k=4, train_iters=3, grad='last_step', learnable_graph=True))
+def test_head_trains_one_step_learnable_graph(mmseg_scope):
+    cfg = nltv_head_cfg(nltv=dict(k=4, train_iters=3, grad='one_step', learnable_graph=True))
     losses = train_iterations(cfg, iters=2, size=64)
     assert all(torch.isfinite(torch.tensor(losses)))
 

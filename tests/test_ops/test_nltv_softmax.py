@@ -131,7 +131,7 @@ def test_fig1_effect_isolated_flips_removed_thin_line_kept():
     assert (local.argmax(1)[0, 12, 1:15] != 2).sum() > 7
 
 
-def test_gradcheck_unrolled():
+def test_gradcheck_bptt():
     logits, index, weight = random_problem(3, 3, k=2, classes=3, seed=4)
     logits.requires_grad_(True)
     weight.requires_grad_(True)
@@ -142,19 +142,19 @@ def test_gradcheck_unrolled():
     assert torch.autograd.gradcheck(f, (logits, weight))
 
 
-def test_gradcheck_last_step_and_equivalence():
+def test_gradcheck_one_step_and_equivalence():
     logits, index, weight = random_problem(3, 3, k=2, classes=3, seed=5)
     logits.requires_grad_(True)
     weight.requires_grad_(True)
     kw = dict(lam=0.2, tau=0.3, eps=0.5)
-    # last_step: gradient of the last iteration with eta^{T-1} held fixed
+    # one_step: gradient of the last iteration with eta^{T-1} held fixed
     with torch.no_grad():
         eta = torch.zeros(1, 3, 9, 2, dtype=torch.float64)
         for _ in range(3):
             _, eta = nltv_step(logits.flatten(2), index, weight, eta, **kw)
     assert torch.autograd.gradcheck(
         lambda o, w: nltv_step(o.flatten(2), index, w, eta, **kw)[0], (logits, weight))
-    out = nltv_softmax(logits, index, weight, iters=4, tol=None, grad='last_step', **kw)
+    out = nltv_softmax(logits, index, weight, iters=4, tol=None, grad='one_step', **kw)
     ref = nltv_step(logits.flatten(2), index, weight, eta, **kw)[0].view_as(out)
     assert torch.allclose(out, nltv_softmax(logits, index, weight, iters=4, tol=None, **kw))
     cot = torch.randn_like(out)
@@ -163,7 +163,7 @@ def test_gradcheck_last_step_and_equivalence():
     assert all(torch.allclose(a, b) for a, b in zip(g1, g2))
     # with a single iteration both modes are the same function
     u = nltv_softmax(logits, index, weight, iters=1, tol=None, **kw)
-    s = nltv_softmax(logits, index, weight, iters=1, tol=None, grad='last_step', **kw)
+    s = nltv_softmax(logits, index, weight, iters=1, tol=None, grad='one_step', **kw)
     gu = torch.autograd.grad((u * cot).sum(), (logits, weight))
     gs = torch.autograd.grad((s * cot).sum(), (logits, weight))
     assert all(torch.allclose(a, b) for a, b in zip(gu, gs))
@@ -193,3 +193,23 @@ def test_graph_shape_mismatch():
     logits, index, weight = random_problem(4, 4, k=3)
     with pytest.raises(ValueError, match='H \\* W'):
         nltv_softmax(logits[..., :3], index, weight)
+
+
+@pytest.mark.parametrize('old, new', [('unrolled', 'bptt'), ('last_step', 'one_step')])
+def test_deprecated_gradient_modes_warn_and_mean_the_new_ones(old, new):
+    """One vocabulary with the hams (issue 14): 'unrolled' / 'last_step' are 'bptt' /
+    'one_step', with a DeprecationWarning naming the new value."""
+    logits, index, weight = random_problem(3, 3, k=2, classes=3, seed=6)
+    logits.requires_grad_(True)
+    kw = dict(lam=0.2, tau=0.3, eps=0.5, iters=3, tol=None)
+    with pytest.warns(DeprecationWarning, match=rf"grad='{old}' is deprecated, use "
+                                                rf"grad='{new}'"):
+        out_old = nltv_softmax(logits, index, weight, grad=old, **kw)
+    out_new = nltv_softmax(logits, index, weight, grad=new, **kw)
+    torch.testing.assert_close(out_old, out_new, rtol=0, atol=0)
+    g_old, = torch.autograd.grad(out_old.square().sum(), logits)
+    g_new, = torch.autograd.grad(out_new.square().sum(), logits)
+    torch.testing.assert_close(g_old, g_new, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"grad must be one of \('one_step', 'bptt'\), got "
+                                         r"'implicit'"):
+        nltv_softmax(logits, index, weight, grad='implicit', **kw)

@@ -124,7 +124,7 @@ def test_eval_probabilities_deterministic(case: NLTVCase) -> None:
 
 @PROPERTY_SETTINGS
 @given(case=nltv_cases(), learnable_graph=st.booleans(),
-       grad=st.sampled_from(('unrolled', 'last_step')))
+       grad=st.sampled_from(('bptt', 'one_step')))
 def test_train_finite_output_and_gradients(case: NLTVCase, learnable_graph: bool,
                                            grad: str) -> None:
     logits, feats = case.inputs()
