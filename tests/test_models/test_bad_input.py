@@ -74,6 +74,7 @@ NL_MODES_RE = r"mode must be one of \('gaussian', 'embedded_gaussian', 'dot_prod
 IMPL_RE = r"impl must be one of \('auto', 'dense', 'efficient'\), got 'fast'"
 AFFINITY_RE = r"affinity must be one of \('symmetric', 'random_walk'\), got 'laplacian'"
 HAM_GRAD_RE = r"grad must be one of \('one_step', 'bptt'\), got 'full'"
+BASES_INIT_RE = r"bases_init must be one of \('random', 'online', 'fixed', 'learned'\), got 'warm'"
 HAM_TYPE_RE = r"ham_type must be one of \('NMF', 'VQ', 'CD'\), got 'SVD'"
 
 
@@ -109,7 +110,11 @@ def ham_cases(cls: type) -> list:
         case(cls, dict(eta=None), T, r'eta must be a real number \(in \[0, 1\]\)'),
         case(cls, dict(rand_init='no'), T, r"rand_init must be True or False, got 'no'"),
         case(cls, dict(channels=None, rand_init=False), V,
-             r'rand_init=False needs `channels`'),
+             r'rand_init=False\) needs `channels`'),
+        case(cls, dict(bases_init='warm'), V, BASES_INIT_RE),
+        case(cls, dict(bases_init='learned'), V, r"bases_init='learned' needs grad='bptt'"),
+        case(cls, dict(bases_init='random', rand_init=False), V,
+             r"rand_init=False contradicts bases_init='random'"),
         case(cls, dict(grad='full'), V, HAM_GRAD_RE),
         case(cls, dict(eval_seed=-1), V, r'eval_seed must be an integer >= 0, got -1'),
         case(cls, dict(eval_seed=0.5), T, r'eval_seed must be an integer'),
@@ -201,6 +206,19 @@ CONSTRUCTOR_CASES = [
     case(Hamburger, dict(conv_cfg=1), T, r'conv_cfg must be a dict or None, got 1'),
     case(Hamburger, dict(trailing_relu='False'), T, r'trailing_relu must be True or False'),
     case(Hamburger, dict(low_rank_upper='auto'), T, r'low_rank_upper must be True or False'),
+    case(Hamburger, dict(low_rank_upper=False, impl='efficient'), V,
+         r'low_rank_upper=False \(deprecated\) contradicts impl='),
+    case(Hamburger, dict(impl='fast'), V, IMPL_RE),
+    case(Hamburger, dict(impl='efficient', norm_cfg=dict(type='GN', num_groups=2)), V,
+         r"impl='efficient' cannot apply here: its norm is GroupNorm"),
+    case(Hamburger, dict(lower_bread='no'), T, r"lower_bread must be True or False, got 'no'"),
+    case(Hamburger, dict(lower_bread=False, ham_channels=16), V,
+         r'lower_bread=False needs ham_channels == in_channels'),
+    case(Hamburger, dict(upper_bread=1), T, r'upper_bread must be True or False, got 1'),
+    case(Hamburger, dict(upper_bread=False, ham_channels=4), V,
+         r'upper_bread=False needs ham_channels == in_channels'),
+    case(Hamburger, dict(upper_bread=False, impl='efficient'), V,
+         r"impl='efficient' .*needs upper_bread=True"),
     # ---- NLTVSoftmax
     case(NLTVSoftmax, dict(k=0), V, r'k must be an integer >= 1, got 0'),
     case(NLTVSoftmax, dict(k=2.0), T, r'k must be an integer'),
@@ -218,7 +236,7 @@ CONSTRUCTOR_CASES = [
     case(NLTVSoftmax, dict(tol=-1e-5), V, r'tol must be >= 0'),
     case(NLTVSoftmax, dict(tol='small'), T, r'tol must be a real number'),
     case(NLTVSoftmax, dict(grad='adjoint'), V,
-         r"grad must be one of \('unrolled', 'last_step'\), got 'adjoint'"),
+         r"grad must be one of \('one_step', 'bptt'\), got 'adjoint'"),
     case(NLTVSoftmax, dict(lambda1=-1.0), V, r'lambda1 must be >= 0, got -1\.0'),
     case(NLTVSoftmax, dict(lambda2=0.0, learnable_graph=True), V,
          r'lambda2 \(learnable_graph=True\) must be > 0, got 0\.0'),
@@ -282,6 +300,9 @@ CONSTRUCTOR_CASES = [
     case(HamburgerHead, dict(ham_kwargs=dict(inv_t=-1)), V, r'inv_t must be > 0'),
     case(HamburgerHead, dict(trailing_relu=None), T, r'trailing_relu must be True or False'),
     case(HamburgerHead, dict(low_rank_upper=1), T, r'low_rank_upper must be True or False'),
+    case(HamburgerHead, dict(impl='fast'), V, IMPL_RE),
+    case(HamburgerHead, dict(lower_bread=None), T, r'lower_bread must be True or False'),
+    case(HamburgerHead, dict(upper_bread='False'), T, r'upper_bread must be True or False'),
     case(HamburgerHead, dict(in_index=[0, 1]), T,  # a list in_index selects multiple levels
          r"in_channels must be a non-empty list of integers with "
          r"input_transform='multiple_select'"),
@@ -292,9 +313,16 @@ CONSTRUCTOR_CASES = [
          r'base_head must build a BaseDecodeHead, got Conv2d'),
     case(NLTVHead, dict(nltv=[('k', 3)]), T, r'nltv must be a dict of NLTVSoftmax arguments'),
     case(NLTVHead, dict(nltv=dict(k=0)), V, r'k must be an integer >= 1, got 0'),
-    case(NLTVHead, dict(nltv=dict(k=3, grad='implicit')), V, r"grad must be one of \('unrolled'"),
-    case(NLTVHead, dict(graph_source='image'), V,
-         r"graph_source must be one of \('features', 'logits'\), got 'image'"),
+    case(NLTVHead, dict(nltv=dict(k=3, grad='implicit')), V,
+         r"grad must be one of \('one_step', 'bptt'\)"),
+    case(NLTVHead, dict(graph_source='pixels'), V,
+         r"graph_source must be one of \('features', 'logits', 'image'\), got 'pixels'"),
+    case(NLTVHead, dict(graph_source='image', image_index='last'), T,
+         r"image_index must be an integer, got 'last'"),
+    case(NLTVHead, dict(graph_source='image', image_mean=(0.5, 0.5)), V,
+         r'image_mean must have 3 values'),
+    case(NLTVHead, dict(graph_source='image', image_std=(58.0, -1.0, 57.0)), V,
+         r'image_std\[1\] must be > 0, got -1\.0'),
     case(NLTVHead, dict(feature_module=3), T, r'feature_module must be the name \(str\)'),
     case(NLTVHead, dict(feature_module='nonexistent'), V,
          r"feature_module 'nonexistent' is not a submodule of FCNHead"),
