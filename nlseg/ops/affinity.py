@@ -28,7 +28,8 @@ from ._precision import autocast_disabled, upcast
 
 __all__ = [
     'NORMALIZATIONS', 'softmax_affinity', 'dot_product_affinity', 'dot_product_attention',
-    'relu_dot_affinity', 'normalize_affinity', 'relu_dot_attention', 'apply_affinity'
+    'relu_dot_affinity', 'normalize_affinity', 'relu_dot_attention', 'relu_dot_affinity_rows',
+    'apply_affinity'
 ]
 
 #: Degree normalisations of the symmetric relu-dot affinity.
@@ -119,6 +120,26 @@ def relu_dot_attention(theta: torch.Tensor, phi: torch.Tensor, value: torch.Tens
             inv_sqrt = _inverse_degree(degree, 0.5)
             return inv_sqrt * s_times(inv_sqrt * value)
         return _inverse_degree(degree, 1.0) * s_times(value)
+
+
+def relu_dot_affinity_rows(theta: torch.Tensor, phi: torch.Tensor, index: torch.Tensor,
+                           normalization: str = 'symmetric') -> torch.Tensor:
+    """Rows ``index`` of normalize_affinity(relu_dot_affinity(theta, phi)), shape (B, Q, N),
+    without forming N x N: S_i. = (r_t,i R_p^T + r_p,i R_t^T) / 2 for the Q rows, the degrees
+    d = S 1 by the associative product of :func:`relu_dot_attention`, then the degree scaling
+    (zero degrees give zero rows and columns). O(N C' (Q + 1)) time, O(Q N) memory."""
+    _check_normalization(normalization)
+    with autocast_disabled(theta):
+        theta, phi = upcast(theta, phi)
+        r_t, r_p = theta.relu(), phi.relu()
+        rows = (torch.matmul(r_t[:, index], r_p.transpose(1, 2))
+                + torch.matmul(r_p[:, index], r_t.transpose(1, 2))) / 2
+        degree = (torch.matmul(r_t, r_p.sum(dim=1, keepdim=True).transpose(1, 2))
+                  + torch.matmul(r_p, r_t.sum(dim=1, keepdim=True).transpose(1, 2)))[..., 0] / 2
+        if normalization == 'symmetric':
+            inv_sqrt = _inverse_degree(degree, 0.5)
+            return inv_sqrt[:, index].unsqueeze(-1) * rows * inv_sqrt.unsqueeze(-2)
+        return _inverse_degree(degree, 1.0)[:, index].unsqueeze(-1) * rows
 
 
 def apply_affinity(affinity: torch.Tensor, value: torch.Tensor) -> torch.Tensor:

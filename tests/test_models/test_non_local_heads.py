@@ -12,7 +12,7 @@ BN = dict(type='BN', requires_grad=True)
 HEADS = {
     'NonLocalHead': dict(type='NonLocalHead'),
     'NonLocalHead_dot_product': dict(type='NonLocalHead', mode='dot_product'),
-    'ARNLHead': dict(type='ARNLHead', temperature=0.05),
+    'ARNLHead': dict(type='ARNLHead'),
     'NSHead': dict(type='NSHead', num_units=2),
     'SNLHead': dict(type='SNLHead'),
     'GSNLHead': dict(type='GSNLHead'),
@@ -48,7 +48,7 @@ def test_nlhead_state_dict_loads_into_nonlocalhead(mode):
     ref = randomize(NLHead(**kwargs)).eval()
     ours = NonLocalHead(**kwargs).eval()
     ours.load_state_dict(ref.state_dict(), strict=True)
-    assert ours.nl_block.efficient  # impl='auto': the memory-lean path
+    assert ours.nl_block.impl == 'auto'  # resolved per forward from the measured table
     x = torch.randn(2, 16, 6, 7)
     with torch.no_grad():
         torch.testing.assert_close(ours([x]), ref([x]), rtol=1e-5, atol=1e-5)
@@ -83,7 +83,7 @@ def test_head_arguments_reach_the_block():
     head = MODELS.build(head_cfg('ARNLHead', lambda_act='softplus', use_scale=True,
                                  reduction=4))
     assert head.nl_block.lambda_act == 'softplus' and head.nl_block.use_scale
-    assert head.nl_block.inter_channels == 2 and head.temperature == 0.05
+    assert head.nl_block.inter_channels == 2
     assert MODELS.build(head_cfg('NSHead', num_units=3)).ns_stage.num_units == 3
     assert MODELS.build(head_cfg('GSNLHead', affinity='random_walk')).snl_block.generalized
     assert not MODELS.build(head_cfg('SNLHead')).snl_block.generalized

@@ -6,16 +6,19 @@ NL:    Y = X + conv_out(A g(X)) with, for query i and key j (eq. 1-5 of the NL p
        dot_product       A_ij = theta_i . phi_j / M
        concatenation     A_ij = relu(w . [theta_i, phi_j]) / M
        ``sub_sample`` max-pools (2x2) g and phi only (keys and values), M = number of keys.
-ARNLB: A_ij = softmax_j(lambda_i * theta_i . phi_j) (/ sqrt(C') when use_scale) with
-       lambda = lambda_x(X), a 3x3 conv C -> 1 (Sun et al., ARNLB; REFERENCE.md).
+ARNLB: A_ij = softmax_j(lambda_i * s_ij) with s_ij the NL logits of the mode (embedded_gaussian
+       theta_i . phi_j, / sqrt(C') when use_scale; gaussian x_i . x_j) and lambda = lambda_x(X),
+       a 3x3 conv C -> 1 (Sun et al., ARNLB).
 
 Both keep ``mmcv.cnn.NonLocal2d``'s submodule names and initialisation (``g``, ``theta``,
 ``phi``, ``conv_out``, ``concat_project``), so a NonLocal2d state_dict loads into
-:class:`NonLocalBlock` unchanged and gives the same output.
+:class:`NonLocalBlock` unchanged and gives the same output; NonLocal2d's keywords
+(``zeros_init``, ``std``) are accepted and C' = max(C // reduction, 1) as in mmcv.
 
-``impl``: 'dense' materialises A (the reference); 'efficient' never forms an N x M tensor
+``impl`` (:class:`~nlseg.models.blocks.non_local_base.NonLocalBase`): 'dense' materialises A
+(the reference, :meth:`NonLocalBlock.dense_affinity`); 'efficient' never forms an N x M tensor
 (fused scaled_dot_product_attention for the softmax kernels, q (k^T g) / M for dot_product,
-query chunks for concatenation); 'auto' = 'efficient', which is exact for every mode.
+query chunks for concatenation); 'auto' picks the faster exact path per forward.
 """
 from __future__ import annotations
 
@@ -24,139 +27,78 @@ from typing import Optional
 import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule, build_conv_layer
-from mmengine.model.weight_init import constant_init, normal_init
+from mmengine.model.weight_init import normal_init
 
 from nlseg.ops.affinity import apply_affinity, dot_product_affinity, dot_product_attention, \
     softmax_affinity
 from nlseg.ops.attention import softmax_attention
 from nlseg.ops.concat_affinity import concatenation_affinity, concatenation_attention
-from nlseg.validation import check_bool, check_choice, check_feature_map, check_int, \
-    check_optional_dict
+from nlseg.validation import check_bool, check_choice, check_real
+from .key_pool import KeyPool2d
+from .non_local_base import IMPLS  # noqa: F401  (the Hamburger block and head import it here)
+from .non_local_base import NL_MODES, SOFTMAX_MODES, NonLocalBase, Queries, query_index
+from .output_projection import project_out, zero_init_output
+from .tokens import to_tokens
 
 __all__ = ['NonLocalBlock', 'AdaptiveNonLocalBlock']
 
-IMPLS = ('auto', 'dense', 'efficient')
-NL_MODES = ('gaussian', 'embedded_gaussian', 'dot_product', 'concatenation')
-SOFTMAX_MODES = ('gaussian', 'embedded_gaussian')
 LAMBDA_ACTS = (None, 'softplus')
 
 
-def inter_channels_of(in_channels: int, reduction: int) -> int:
-    """C' = C // reduction: TypeError/ValueError naming the argument when either is not a
-    positive integer, ValueError when C // reduction leaves no channel."""
-    check_int('in_channels', in_channels)
-    check_int('reduction', reduction)
-    if in_channels // reduction < 1:
-        raise ValueError(f'reduction={reduction} leaves no inter channels for '
-                         f'in_channels={in_channels} (in_channels // reduction == 0)')
-    return in_channels // reduction
-
-
-def check_block_args(conv_cfg: Optional[dict], norm_cfg: Optional[dict], **flags: bool) -> None:
-    """TypeError unless conv_cfg/norm_cfg are dicts or None and every flag is a bool."""
-    check_optional_dict('conv_cfg', conv_cfg)
-    check_optional_dict('norm_cfg', norm_cfg)
-    for name, value in flags.items():
-        check_bool(name, value)
-
-
-def check_input(x: torch.Tensor, in_channels: int, owner: str) -> None:
-    """Clear error (before any work) for an input that is not a non-empty floating
-    (B, in_channels, H, W) tensor: see :func:`~nlseg.validation.check_feature_map`."""
-    check_feature_map(x, owner, channels=in_channels)
-
-
-def to_tokens(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, H*W, C)."""
-    return x.flatten(2).transpose(1, 2)
-
-
-def to_map(tokens: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """(B, H*W, C) -> (B, C, H, W) with the spatial size of ``like``."""
-    b, _, c = tokens.shape
-    return tokens.transpose(1, 2).reshape(b, c, *like.shape[2:])
-
-
-def project_out(conv_out: ConvModule, tokens: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``conv_out`` (W_z of eq. 6, with its norm) on the aggregated tokens, as a float32
-    island under autocast. A g of the unnormalised affinities (dot product, concatenation,
-    the NS unit's A g - g) grows like the cube of the input scale and overflows float16 before
-    the output norm brings it back; the ops already return it in float32."""
-    y = to_map(tokens, like)
-    device_type = like.device.type
-    if not torch.is_autocast_enabled(device_type):
-        return conv_out(y)
-    with torch.autocast(device_type=device_type, enabled=False):
-        return conv_out(y.to(conv_out.conv.weight.dtype))
-
-
-def zero_init_output(conv_module: ConvModule) -> None:
-    """Zero the output norm (or the conv when there is none): the block starts as identity."""
-    if conv_module.norm_cfg is None:
-        constant_init(conv_module.conv, 0)
-    else:
-        constant_init(conv_module.norm, 0)
-
-
-def default_init_output(conv_module: ConvModule) -> None:
-    """ConvModule's own init of the output layer (kaiming conv, norm weight 1 and bias 0):
-    the block's context path is open from the start instead of gated shut."""
-    conv_module.init_weights()
-
-
-class KeyPool2d(nn.MaxPool2d):
-    """mmcv's 2x2 key/value sub-sampling; maps smaller than 2x2 are left as they are
-    (where ``nn.MaxPool2d`` would raise), so 1x1 feature maps work with sub_sample."""
-
-    def __init__(self) -> None:
-        super().__init__(kernel_size=(2, 2))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-2] < 2 or x.shape[-1] < 2:
-            return x
-        return super().forward(x)
-
-
-class NonLocalBlock(nn.Module):
+class NonLocalBlock(NonLocalBase):
     """Non-local block, exactly ``mmcv.cnn.NonLocal2d`` with an exact memory-lean path.
 
     Args:
-        in_channels: C. reduction: C' = C // reduction. conv_cfg, norm_cfg: for the 1x1
-            convs (norm only on ``conv_out``). impl: 'auto' | 'dense' | 'efficient'.
-        use_scale: divide embedded_gaussian logits by sqrt(C').
+        in_channels: C. reduction: C' = max(C // reduction, 1). conv_cfg, norm_cfg: for the
+            1x1 convs (norm only on ``conv_out``). impl: 'auto' | 'dense' | 'efficient'.
+        use_scale: divide embedded_gaussian logits by sqrt(C') (no effect in other modes,
+            as in mmcv).
         mode: 'gaussian' | 'embedded_gaussian' | 'dot_product' | 'concatenation'.
         sub_sample: 2x2 max-pool of g and phi (keys/values only).
         zero_init_output: zero the output norm (or conv) so the block starts as the identity
             (mmcv's default). ``False`` keeps ConvModule's init (norm weight 1): the context
             path is open from the first step. Trained from scratch, the zero gate can stay
             shut: theta, phi and g get no gradient while it is zero (docs/nonlocal.md).
+        zeros_init: mmcv ``NonLocal2d``'s keyword, for drop-in use: True is the zero init;
+            False draws the output norm (or conv) from normal(std), as mmcv does. None (the
+            default): follow ``zero_init_output``. ValueError when it contradicts an explicit
+            ``zero_init_output=False``.
+        std: std of the normal init of g/theta/phi (mmcv's ``std``, default 0.01).
+
+    Positional arguments follow this signature (``in_channels, reduction, ...``), not
+    NonLocal2d's (``in_channels, sub_sample, conv_cfg``): pass NonLocal2d's by keyword.
     """
 
+    #: the pairwise functions (``mode``) the block accepts
     modes = NL_MODES
 
     def __init__(self, in_channels: int, reduction: int = 2, conv_cfg: Optional[dict] = None,
                  norm_cfg: Optional[dict] = None, impl: str = 'auto', use_scale: bool = True,
                  mode: str = 'embedded_gaussian', sub_sample: bool = False,
-                 zero_init_output: bool = True) -> None:
-        super().__init__()
-        check_choice('impl', impl, IMPLS)
-        check_bool('zero_init_output', zero_init_output)
-        self.zero_init_output = zero_init_output
+                 zero_init_output: bool = True, zeros_init: Optional[bool] = None,
+                 std: float = 0.01) -> None:
         check_choice('mode', mode, NL_MODES)
         self._check_mode_supported(mode)
-        check_block_args(conv_cfg, norm_cfg, use_scale=use_scale, sub_sample=sub_sample)
-        self.in_channels = in_channels
-        self.reduction = reduction
-        self.inter_channels = inter_channels_of(in_channels, reduction)
-        self.use_scale = use_scale
+        check_bool('sub_sample', sub_sample)
+        if zeros_init is not None:
+            check_bool('zeros_init', zeros_init)
+            check_bool('zero_init_output', zero_init_output)
+            if zeros_init and not zero_init_output:
+                raise ValueError('zeros_init=True (mmcv NonLocal2d) contradicts '
+                                 'zero_init_output=False: pass one of them')
+            zero_init_output = zeros_init
+        self.init_std = check_real('std', std, low=0)
+        super().__init__(in_channels, reduction=reduction, conv_cfg=conv_cfg,
+                         norm_cfg=norm_cfg, impl=impl, zero_init_output=zero_init_output,
+                         use_scale=use_scale)
+        #: mmcv's zeros_init=False (output norm drawn from normal(std)); None: not given
+        self.zeros_init = zeros_init
         self.mode = mode
-        self.impl = impl
         self.sub_sample = sub_sample
 
         c, ci = in_channels, self.inter_channels
         self.g = ConvModule(c, ci, kernel_size=1, conv_cfg=conv_cfg, act_cfg=None)
-        self.conv_out = ConvModule(ci, c, kernel_size=1, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
-                                   act_cfg=None)
+        self.conv_out = self.build_output_projection()
         if mode != 'gaussian':
             self.theta = ConvModule(c, ci, kernel_size=1, conv_cfg=conv_cfg, act_cfg=None)
             self.phi = ConvModule(c, ci, kernel_size=1, conv_cfg=conv_cfg, act_cfg=None)
@@ -173,36 +115,35 @@ class NonLocalBlock(nn.Module):
         """Hook for subclasses that support only some modes."""
 
     @property
-    def efficient(self) -> bool:
-        """True when the forward pass never forms the N x M affinity."""
-        return self.impl != 'dense'
+    def kernel(self) -> str:
+        """The :mod:`nlseg.ops.impl_choice` kernel of ``mode``."""
+        return 'softmax' if self.mode in SOFTMAX_MODES else self.mode
 
-    def init_weights(self, std: float = 0.01, zeros_init: Optional[bool] = None) -> None:
+    def init_weights(self, std: Optional[float] = None,
+                     zeros_init: Optional[bool] = None) -> None:
         """mmcv's init: g/theta/phi normal(std), output norm (or conv) zero, unless
         ``zero_init_output=False`` (then the output layer keeps its default init: norm weight
         1, bias 0). ``zeros_init=False`` draws the output norm (or conv) from normal(std), as
-        mmcv's ``NonLocal2d.init_weights(zeros_init=False)``."""
+        mmcv's ``NonLocal2d.init_weights(zeros_init=False)``. Without arguments: the ``std``
+        and ``zeros_init`` given at construction."""
+        std = self.init_std if std is None else std
         convs = [self.g] if self.mode == 'gaussian' else [self.g, self.theta, self.phi]
         for m in convs:  # unwrap the sub_sample Sequential(ConvModule, pool)
             normal_init((m[0] if isinstance(m, nn.Sequential) else m).conv, std=std)
         if zeros_init is None:
-            zeros_init = self.zero_init_output
-            if not zeros_init:
-                default_init_output(self.conv_out)
-                return
-        if zeros_init:
+            zeros_init = self.zeros_init
+        if zeros_init is None:
+            self.init_output(self.conv_out)
+        elif zeros_init:
             zero_init_output(self.conv_out)
         elif self.conv_out.norm_cfg is None:
             normal_init(self.conv_out.conv, std=std)
         else:
             normal_init(self.conv_out.norm, std=std)
 
-    @property
-    def scale(self) -> float:
-        """Logit scale of the softmax kernels: 1/sqrt(C') for scaled embedded_gaussian."""
-        if self.mode == 'embedded_gaussian' and self.use_scale:
-            return self.inter_channels ** -0.5
-        return 1.0
+    def key_grid(self, x: torch.Tensor) -> tuple[int, int]:
+        h, w = int(x.shape[2]), int(x.shape[3])
+        return KeyPool2d.output_size(h, w) if self.sub_sample else (h, w)
 
     def query_key(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Query (B, N, D) and key (B, M, D) features: theta/phi, or x itself (gaussian)."""
@@ -211,41 +152,63 @@ class NonLocalBlock(nn.Module):
             return to_tokens(x), to_tokens(key)
         return to_tokens(self.theta(x)), to_tokens(self.phi(x))
 
-    def aggregate(self, query: torch.Tensor, key: torch.Tensor,
-                  value: torch.Tensor) -> torch.Tensor:
-        """A v, shape (B, N, Cv), by the dense or the efficient path of ``self.mode``."""
+    def pairwise(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        """Dense A (B, N, M) of ``mode`` from query and key features (the reference)."""
         if self.mode in SOFTMAX_MODES:
-            if self.efficient:
-                return softmax_attention(query, key, value, self.scale)
-            return apply_affinity(softmax_affinity(query, key, self.scale), value)
+            return softmax_affinity(query, key, self.scale)
         if self.mode == 'dot_product':
-            if self.efficient:
-                return dot_product_attention(query, key, value)
-            return apply_affinity(dot_product_affinity(query, key), value)
+            return dot_product_affinity(query, key)
         conv = self.concat_project.conv
-        if self.efficient:
-            return concatenation_attention(query, key, value, conv.weight, conv.bias)
-        return apply_affinity(concatenation_affinity(query, key, conv.weight, conv.bias), value)
+        return concatenation_affinity(query, key, conv.weight, conv.bias)
+
+    def aggregate(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                  impl: str = 'efficient') -> torch.Tensor:
+        """A v, shape (B, N, Cv), by the 'dense' or the 'efficient' path of ``self.mode``."""
+        if impl == 'dense':
+            return apply_affinity(self.pairwise(query, key), value)
+        if self.mode in SOFTMAX_MODES:
+            return softmax_attention(query, key, value, self.scale)
+        if self.mode == 'dot_product':
+            return dot_product_attention(query, key, value)
+        conv = self.concat_project.conv
+        return concatenation_attention(query, key, value, conv.weight, conv.bias)
+
+    def dense_affinity(self, x: torch.Tensor, queries: Queries = None) -> torch.Tensor:
+        """A (B, N, M) the block applies to g(x) (M keys on :meth:`key_grid`), from the dense
+        path; rows ``queries`` only when given. Y = x + conv_out(A g(x)) is the forward."""
+        self.check_input(x)
+        query, key = self.query_key(x)
+        index = query_index(queries, query.shape[1], x.device)
+        if index is not None:
+            query = query[:, index]
+        return self.pairwise(query, key)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_channels, type(self).__name__)
+        self.check_input(x)
         query, key = self.query_key(x)
-        y = self.aggregate(query, key, to_tokens(self.g(x)))
+        impl = self.impl_for(query.shape[1], key.shape[1], query.shape[-1], x)
+        y = self.aggregate(query, key, to_tokens(self.g(x)), impl)
         return x + project_out(self.conv_out, y, x)
 
 
 class AdaptiveNonLocalBlock(NonLocalBlock):
     """ARNLB: non-local block with a per-position adaptive entropy weight.
 
-    A_ij = softmax_j(lambda_i * theta_i . phi_j) (/ sqrt(C') only when ``use_scale``), with
-    lambda = ``lambda_x``(X), a 3x3 conv C -> 1; Y = X + conv_out(A g). lambda_i is the
+    A_ij = softmax_j(lambda_i * s_ij), lambda = ``lambda_x``(X) a 3x3 conv C -> 1, s_ij the
+    logits of NonLocal2d's pairwise function of ``mode`` (the authors' ``NewNonLocal2d``
+    derives from it): embedded_gaussian theta_i . phi_j, divided by sqrt(C') when
+    ``use_scale`` (mmcv's meaning; the authors' head sets use_scale=False); gaussian
+    x_i . x_j (x itself, mmcv's gaussian, no scale). Y = X + conv_out(A g). lambda_i is the
     inverse of the entropy-regularisation weight eps_i of the optimisation whose minimiser is
     the softmax, so it multiplies the query and fused attention applies with query
     lambda_i * theta_i. ``lambda_act=None`` uses the raw lambda (the authors' code);
     'softplus' keeps it positive (eps_i > 0, the paper's reading). The authors' shape bug
     (phi permuted before the matmul) is not reproduced. Only the softmax modes (gaussian,
-    embedded_gaussian) exist: the adaptive weight is a softmax temperature.
+    embedded_gaussian) exist: the adaptive weight is a softmax temperature. No sub_sample
+    (the authors' head has none).
     """
+
+    modes = SOFTMAX_MODES
 
     def __init__(self, in_channels: int, reduction: int = 2, conv_cfg: Optional[dict] = None,
                  norm_cfg: Optional[dict] = None, impl: str = 'auto', use_scale: bool = False,
@@ -277,15 +240,15 @@ class AdaptiveNonLocalBlock(NonLocalBlock):
         dtype = torch.promote_types(torch.promote_types(lam.dtype, query.dtype), torch.float32)
         return lam.to(dtype) * query.to(dtype), key
 
-    def aggregate(self, query: torch.Tensor, key: torch.Tensor,
-                  value: torch.Tensor) -> torch.Tensor:
+    def aggregate(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                  impl: str = 'efficient') -> torch.Tensor:
         """As NonLocalBlock's, but a float32 island under float16 autocast: the fused
         attention would cast the query lambda_i * theta_i back to half, where it overflows
         (bfloat16 has float32's range and needs no island)."""
         device_type = query.device.type
         if not (torch.is_autocast_enabled(device_type)
                 and torch.get_autocast_dtype(device_type) == torch.float16):
-            return super().aggregate(query, key, value)
+            return super().aggregate(query, key, value, impl)
         with torch.autocast(device_type=device_type, enabled=False):
             dtype = torch.promote_types(query.dtype, torch.float32)
-            return super().aggregate(query.to(dtype), key.to(dtype), value.to(dtype))
+            return super().aggregate(query.to(dtype), key.to(dtype), value.to(dtype), impl)

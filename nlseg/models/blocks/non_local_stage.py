@@ -11,7 +11,8 @@ own ``g`` and ``conv_out``):
 after the norm (the paper has none; the only public code adds one). The efficient path
 computes (A - I) g = attention(theta, phi, g) - g with fused attention: theta and phi are
 still evaluated once per forward, the fused kernel recomputes the logits per unit instead of
-storing N x N. The dense path forms A once and multiplies it for every unit.
+storing N x N. The dense path forms A once and multiplies it for every unit
+(:meth:`NonLocalStage.dense_affinity` returns it); 'auto' picks the faster path per forward.
 """
 from __future__ import annotations
 
@@ -24,10 +25,10 @@ from mmengine.model.weight_init import normal_init
 
 from nlseg.ops.affinity import apply_affinity, softmax_affinity
 from nlseg.ops.attention import softmax_attention
-from nlseg.validation import check_bool, check_int
-from .non_local import IMPLS, NL_MODES, SOFTMAX_MODES, check_block_args, check_choice, \
-    check_input, default_init_output, inter_channels_of, project_out, to_map, to_tokens, \
-    zero_init_output
+from nlseg.validation import check_choice, check_int
+from .non_local_base import NL_MODES, SOFTMAX_MODES, NonLocalBase, Queries, query_index
+from .output_projection import project_out
+from .tokens import to_tokens
 
 __all__ = ['NonLocalStage']
 
@@ -35,16 +36,13 @@ __all__ = ['NonLocalStage']
 class NonLocalStageUnit(nn.Module):
     """One NS unit: its own value embedding ``g`` (C -> C') and output ``conv_out``."""
 
-    def __init__(self, in_channels: int, inter_channels: int, conv_cfg: Optional[dict],
-                 norm_cfg: Optional[dict]) -> None:
+    def __init__(self, g: ConvModule, conv_out: ConvModule) -> None:
         super().__init__()
-        self.g = ConvModule(in_channels, inter_channels, kernel_size=1, conv_cfg=conv_cfg,
-                            act_cfg=None)
-        self.conv_out = ConvModule(inter_channels, in_channels, kernel_size=1,
-                                   conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=None)
+        self.g = g
+        self.conv_out = conv_out
 
 
-class NonLocalStage(nn.Module):
+class NonLocalStage(NonLocalBase):
     """NS: ``num_units`` diffusion units sharing one affinity of the stage input.
 
     Args:
@@ -55,34 +53,31 @@ class NonLocalStage(nn.Module):
         zero_init_output: as :class:`NonLocalBlock` (every unit's output norm).
     """
 
+    kernel = 'ns_stage'
+
     def __init__(self, in_channels: int, reduction: int = 2, conv_cfg: Optional[dict] = None,
                  norm_cfg: Optional[dict] = None, impl: str = 'auto', num_units: int = 2,
                  use_scale: bool = True, mode: str = 'embedded_gaussian',
                  zero_init_output: bool = True) -> None:
-        super().__init__()
-        check_choice('impl', impl, IMPLS)
-        check_bool('zero_init_output', zero_init_output)
-        self.zero_init_output = zero_init_output
         check_choice('mode', mode, NL_MODES)
         if mode not in SOFTMAX_MODES:
             raise ValueError(f'NonLocalStage does not support mode={mode!r}: the diffusion '
                              'form Z + W (A - I) g needs a row-normalised affinity (rows '
                              f'summing to 1), which only the softmax modes {SOFTMAX_MODES} give')
         check_int('num_units', num_units)
-        check_block_args(conv_cfg, norm_cfg, use_scale=use_scale)
-        self.in_channels = in_channels
-        self.reduction = reduction
-        self.inter_channels = inter_channels_of(in_channels, reduction)
-        self.impl = impl
+        super().__init__(in_channels, reduction=reduction, conv_cfg=conv_cfg,
+                         norm_cfg=norm_cfg, impl=impl, zero_init_output=zero_init_output,
+                         use_scale=use_scale)
         self.num_units = num_units
-        self.use_scale = use_scale
         self.mode = mode
         c, ci = in_channels, self.inter_channels
         if mode != 'gaussian':
             self.theta = ConvModule(c, ci, kernel_size=1, conv_cfg=conv_cfg, act_cfg=None)
             self.phi = ConvModule(c, ci, kernel_size=1, conv_cfg=conv_cfg, act_cfg=None)
         self.units = nn.ModuleList(
-            NonLocalStageUnit(c, ci, conv_cfg, norm_cfg) for _ in range(num_units))
+            NonLocalStageUnit(ConvModule(c, ci, kernel_size=1, conv_cfg=conv_cfg, act_cfg=None),
+                              self.build_output_projection())
+            for _ in range(num_units))
         self.init_weights()
 
     def init_weights(self, std: float = 0.01) -> None:
@@ -94,20 +89,7 @@ class NonLocalStage(nn.Module):
         for m in convs:
             normal_init(m.conv, std=std)
         for unit in self.units:
-            if self.zero_init_output:
-                zero_init_output(unit.conv_out)
-            else:
-                default_init_output(unit.conv_out)
-
-    @property
-    def efficient(self) -> bool:
-        return self.impl != 'dense'
-
-    @property
-    def scale(self) -> float:
-        if self.mode == 'embedded_gaussian' and self.use_scale:
-            return self.inter_channels ** -0.5
-        return 1.0
+            self.init_output(unit.conv_out)
 
     def query_key(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """theta(X), phi(X) as (B, N, C') tokens (X itself for gaussian): evaluated once."""
@@ -116,10 +98,22 @@ class NonLocalStage(nn.Module):
             return tokens, tokens
         return to_tokens(self.theta(x)), to_tokens(self.phi(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_channels, type(self).__name__)
+    def dense_affinity(self, x: torch.Tensor, queries: Queries = None) -> torch.Tensor:
+        """The shared A (B, N, N) = softmax_j(scale theta_i . phi_j) of the stage input that
+        every unit applies (Z^{n+1} = Z^n + conv_out_n((A - I) g_n(Z^n))); rows ``queries``
+        only when given."""
+        self.check_input(x)
         query, key = self.query_key(x)
-        affinity = None if self.efficient else softmax_affinity(query, key, self.scale)
+        index = query_index(queries, query.shape[1], x.device)
+        if index is not None:
+            query = query[:, index]
+        return softmax_affinity(query, key, self.scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        query, key = self.query_key(x)
+        impl = self.impl_for(query.shape[1], key.shape[1], query.shape[-1], x)
+        affinity = softmax_affinity(query, key, self.scale) if impl == 'dense' else None
         z = x
         for unit in self.units:
             g = to_tokens(unit.g(z))

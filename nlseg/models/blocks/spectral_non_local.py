@@ -13,7 +13,8 @@ w1, w2, w3 are 1x1 convs C' -> C. The W2 term has a plus sign (the authors' clas
 code; their segmentation file has a minus, which only flips the sign of w2). ``norm`` is
 zero-initialised (or, without a norm, the w convs are), so the block starts as the identity.
 S has rank <= 2 C', so the efficient path computes d and A Z exactly in O(N C'^2) by
-associativity (:func:`nlseg.ops.affinity.relu_dot_attention`); 'dense' forms A.
+associativity (:func:`nlseg.ops.affinity.relu_dot_attention`); 'dense' forms A
+(:meth:`SpectralNonLocalBlock.dense_affinity` returns it); 'auto' picks per forward.
 """
 from __future__ import annotations
 
@@ -25,15 +26,15 @@ from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model.weight_init import constant_init, normal_init
 
 from nlseg.ops.affinity import NORMALIZATIONS, apply_affinity, normalize_affinity, \
-    relu_dot_affinity, relu_dot_attention
-from nlseg.validation import check_bool
-from .non_local import IMPLS, check_block_args, check_choice, check_input, inter_channels_of, \
-    to_map, to_tokens
+    relu_dot_affinity, relu_dot_affinity_rows, relu_dot_attention
+from nlseg.validation import check_bool, check_choice
+from .non_local_base import NonLocalBase, Queries, query_index
+from .tokens import to_map, to_tokens
 
 __all__ = ['SpectralNonLocalBlock']
 
 
-class SpectralNonLocalBlock(nn.Module):
+class SpectralNonLocalBlock(NonLocalBase):
     """SNL block (gSNL when ``generalized``).
 
     Args:
@@ -43,20 +44,16 @@ class SpectralNonLocalBlock(nn.Module):
         zero_init_output: as :class:`~nlseg.models.blocks.NonLocalBlock` (the output norm).
     """
 
+    kernel = 'relu_dot'
+
     def __init__(self, in_channels: int, reduction: int = 2, conv_cfg: Optional[dict] = None,
                  norm_cfg: Optional[dict] = None, impl: str = 'auto',
                  generalized: bool = False, affinity: str = 'symmetric',
                  zero_init_output: bool = True) -> None:
-        super().__init__()
-        check_choice('impl', impl, IMPLS)
-        check_bool('zero_init_output', zero_init_output)
-        self.zero_init_output = zero_init_output
         check_choice('affinity', affinity, NORMALIZATIONS)
-        check_block_args(conv_cfg, norm_cfg, generalized=generalized)
-        self.in_channels = in_channels
-        self.reduction = reduction
-        self.inter_channels = inter_channels_of(in_channels, reduction)
-        self.impl = impl
+        check_bool('generalized', generalized)
+        super().__init__(in_channels, reduction=reduction, conv_cfg=conv_cfg,
+                         norm_cfg=norm_cfg, impl=impl, zero_init_output=zero_init_output)
         self.generalized = generalized
         self.affinity = affinity
         c, ci = in_channels, self.inter_channels
@@ -70,10 +67,6 @@ class SpectralNonLocalBlock(nn.Module):
             self.w3 = build_conv_layer(conv_cfg, ci, c, kernel_size=1, bias=bias)
         self.norm = build_norm_layer(norm_cfg, c)[1] if norm_cfg is not None else nn.Identity()
         self.init_weights()
-
-    @property
-    def efficient(self) -> bool:
-        return self.impl != 'dense'
 
     @property
     def output_convs(self) -> list[nn.Module]:
@@ -96,11 +89,27 @@ class SpectralNonLocalBlock(nn.Module):
         else:
             constant_init(self.norm, 0)
 
+    def query_key(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """theta(X), phi(X) as (B, N, C') tokens (before the relu of the kernel)."""
+        return to_tokens(self.theta(x)), to_tokens(self.phi(x))
+
+    def dense_affinity(self, x: torch.Tensor, queries: Queries = None) -> torch.Tensor:
+        """The normalised A (B, N, N) the block applies to Z = g(X) (D^-1/2 S D^-1/2 or
+        D^-1 S of S = (R_t R_p^T + R_p R_t^T) / 2); rows ``queries`` only when given (then by
+        :func:`~nlseg.ops.affinity.relu_dot_affinity_rows`, never N x N)."""
+        self.check_input(x)
+        theta, phi = self.query_key(x)
+        index = query_index(queries, theta.shape[1], x.device)
+        if index is not None:
+            return relu_dot_affinity_rows(theta, phi, index, self.affinity)
+        return normalize_affinity(relu_dot_affinity(theta, phi), self.affinity)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_channels, type(self).__name__)
+        self.check_input(x)
         z = self.g(x)
         theta, phi, z_tokens = to_tokens(self.theta(x)), to_tokens(self.phi(x)), to_tokens(z)
-        if self.efficient:
+        impl = self.impl_for(theta.shape[1], phi.shape[1], theta.shape[-1], x)
+        if impl == 'efficient':
             az = relu_dot_attention(theta, phi, z_tokens, self.affinity)
         else:
             a = normalize_affinity(relu_dot_affinity(theta, phi), self.affinity)

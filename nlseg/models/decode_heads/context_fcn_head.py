@@ -10,7 +10,6 @@ import torch
 import torch.nn as nn
 from mmseg.models.decode_heads.fcn_head import FCNHead
 
-from nlseg.validation import check_bool
 from ..utils.head_inputs import check_decode_head_args, check_head_inputs
 
 __all__: list[str] = []
@@ -22,15 +21,16 @@ class ContextFCNHead(FCNHead):
     Subclasses build their block after ``super().__init__`` (passing
     ``zero_init_output``: True, the default, zero-initialises the block's output norm so it
     starts as the identity, as mmcv does; False keeps the norm's weight 1) and store it under
-    the name in ``block_name`` (``nl_block`` for the NLHead drop-in, so its checkpoints load unchanged).
-    The ``BaseDecodeHead`` arguments are checked with clear errors (mmseg only asserts), and
-    the selected input is checked before any work (:func:`check_head_inputs`).
+    the name in ``block_name`` (``nl_block`` for the NLHead drop-in, so its checkpoints load
+    unchanged).
+    The ``BaseDecodeHead`` arguments mmseg leaves unchecked are checked with clear errors, and
+    the selected input is checked before any work (:func:`check_head_inputs`). The block's
+    arguments (``zero_init_output`` included) are checked once, by the block.
     """
 
     block_name = 'block'
 
     def __init__(self, zero_init_output: bool = True, **kwargs) -> None:
-        check_bool('zero_init_output', zero_init_output)
         num_convs = kwargs.pop('num_convs', 2)
         if num_convs != 2:
             raise ValueError(f'{type(self).__name__} has num_convs=2 (the block sits between '
