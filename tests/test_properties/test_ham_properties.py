@@ -180,3 +180,48 @@ def test_hamburger_shape_finite_deterministic(cfg: dict, b: int, h: int, w: int,
     if cfg['norm_cfg'] is None:  # (BN in training needs more than one value per channel)
         block.train()
         check_output(block(x), x, 'train')
+
+
+@pytest.mark.parametrize('ham_type', list(HAMS))
+@PROPERTY_SETTINGS
+@given(data=st.data(), bases_init=st.sampled_from(('fixed', 'learned')))
+def test_ham_fixed_and_learned_bases(ham_type: str, data: st.DataObject,
+                                     bases_init: str) -> None:
+    """Table 8's fixed and learned inits: finite outputs and gradients (into the learned
+    bases too), deterministic in train and eval, and the stored bases never move by
+    themselves."""
+    case = data.draw(ham_cases(ham_type), label='case')
+    x = case.input().requires_grad_()
+    ham = case.build(bases_init=bases_init, grad='bptt').train()
+    start = ham.bases.detach().clone()
+    out = ham(x)
+    check_output(out, x, f'train, bases_init={bases_init!r}')
+    assert torch.equal(ham(x), out)
+    upstream = randn(*x.shape, seed=case.seed + 1, dtype=case.dtype)
+    (out * upstream).sum().backward()
+    assert torch.isfinite(x.grad).all()
+    if bases_init == 'learned':
+        assert ham.bases.grad is not None and torch.isfinite(ham.bases.grad).all()
+    assert torch.equal(ham.bases.detach(), start)
+    ham.eval()
+    first = ham(x)
+    check_output(first, x, f'eval, bases_init={bases_init!r}')
+    assert torch.equal(ham(x), first)
+
+
+@PROPERTY_SETTINGS
+@given(cfg=hamburger_cases(), lower=st.booleans(), upper=st.booleans(), b=batches, h=sides,
+       w=sides, dtype=st.sampled_from(DTYPES), seed=seeds)
+def test_hamburger_bread_ablations(cfg: dict, lower: bool, upper: bool, b: int, h: int, w: int,
+                                   dtype: torch.dtype, seed: int) -> None:
+    """Without either bread (ham_channels = in_channels): shape, dtype, finite, deterministic
+    in eval; the low-rank path (with the upper bread) equals the materialised one."""
+    cfg = dict(cfg, in_channels=cfg['ham_channels'])
+    block = randomize_parameters(Hamburger(lower_bread=lower, upper_bread=upper, **cfg),
+                                 seed).to(dtype).eval()
+    x = make_input('random', (b, cfg['in_channels'], h, w), dtype, seed, non_negative=False)
+    first = block(x)
+    check_output(first, x, 'eval')
+    assert torch.equal(block(x), first)
+    block.impl = 'dense'
+    assert_close_scaled(block(x), first, tolerance(dtype), 'dense vs auto')
