@@ -243,4 +243,8 @@ def resolve_impl(impl: str, kernel: str, n_query: int, n_key: int, channels: int
     check_choice('impl', impl, IMPLS)
     if impl != 'auto':
         return impl
+    if torch.onnx.is_in_onnx_export():
+        # an exported graph runs at every H, W (symbolic sizes): no size-dependent choice,
+        # the memory-lean path
+        return 'efficient'
     return choose_impl(kernel, n_query, n_key, channels, device_type, requires_grad, **kwargs)
