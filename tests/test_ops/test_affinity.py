@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from nlseg.ops.affinity import apply_affinity, dot_product_affinity, dot_product_attention, \
-    normalize_affinity, relu_dot_affinity, relu_dot_attention
+    normalize_affinity, relu_dot_affinity, relu_dot_affinity_rows, relu_dot_attention
 from nlseg.ops.concat_affinity import concatenation_affinity, concatenation_attention
 
 
@@ -74,6 +74,21 @@ def test_relu_dot_affinity_definition_and_zero_degree_rows():
         assert torch.isfinite(a).all() and (a[0, ~alive] == 0).all()
     grad, = torch.autograd.grad(sym.sum() + rw.sum(), theta)
     assert torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize('normalization', ['symmetric', 'random_walk'])
+@pytest.mark.parametrize('dead_rows', [False, True])
+def test_relu_dot_affinity_rows_equal_the_dense_rows(normalization, dead_rows):
+    theta, phi = _randn(2, 12, 4, seed=1), _randn(2, 12, 4, seed=2)
+    if dead_rows:
+        theta, phi = _with_dead_rows(theta), _with_dead_rows(phi)
+    index = torch.tensor([0, 3, 5, 11, 5])
+    _assert_same_value_and_grads(
+        lambda t, p: relu_dot_affinity_rows(t, p, index, normalization),
+        lambda t, p: normalize_affinity(relu_dot_affinity(t, p), normalization)[:, index],
+        [theta, phi])
+    with pytest.raises(ValueError, match='normalization must be one of'):
+        relu_dot_affinity_rows(theta, phi, index, 'laplacian')
 
 
 def test_bad_normalization():

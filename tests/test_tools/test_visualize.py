@@ -121,13 +121,9 @@ def test_ns_rows_match_the_stage():
 
 
 @pytest.mark.parametrize('normalization', ['symmetric', 'random_walk'])
-@pytest.mark.parametrize('dense_limit', [4096, 0])  # the dense ops, and the low-rank rows
-def test_snl_rows_match_the_block(monkeypatch, normalization, dense_limit):
-    import visualize
-
+def test_snl_rows_match_the_block(normalization):
     from nlseg.models.blocks import SpectralNonLocalBlock
     from nlseg.ops.affinity import relu_dot_attention
-    monkeypatch.setattr(visualize, 'SNL_DENSE_LIMIT', dense_limit)
     torch.manual_seed(0)
     block = SpectralNonLocalBlock(8, generalized=True, affinity=normalization).eval()
     for p in block.parameters():
@@ -138,6 +134,20 @@ def test_snl_rows_match_the_block(monkeypatch, normalization, dense_limit):
         t, p, z = (_tokens(m(x))[None] for m in (block.theta, block.phi, block.g))
         return relu_dot_attention(t, p, z, normalization)[0]
     _check_rows_against_forward(block, x, lambda x: _tokens(block.g(x)), aggregate)
+
+
+def test_query_affinity_is_the_blocks_dense_affinity_and_refuses_other_modules():
+    from visualize import query_affinity
+
+    from nlseg.models.blocks import Hamburger, NonLocalBlock
+    block = NonLocalBlock(8, sub_sample=True).eval()
+    x = torch.randn(2, 8, 7, 6)
+    rows = query_affinity(block, x, [3, 40])
+    assert rows.shape == (2, 3, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(rows.reshape(2, 9), block.dense_affinity(x[:1])[0, [3, 40]])
+    with pytest.raises(TypeError, match='needs an NL-family block'):
+        query_affinity(Hamburger(8, ham_channels=8, ham_kwargs=dict(MD_R=4)), x, [0])
 
 
 def test_default_queries_and_atom_assignment():

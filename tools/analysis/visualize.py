@@ -20,15 +20,13 @@ image is ``data/synthetic_context/img_dir/val/NNNN.png`` (make it with
 * ``<config>_prediction.png`` for any other head: input and prediction.
 
 How the pictures are computed. The block input X is captured with a forward pre-hook; the
-affinity rows are then computed from X with the block's own public methods and nlseg's dense
-affinity ops: ``query_key`` (which folds ARNLB's lambda into the query) followed by
-``softmax_affinity`` (gaussian, embedded_gaussian, NS), ``dot_product_affinity`` or
-``concatenation_affinity``; for SNL/gSNL ``normalize_affinity(relu_dot_affinity(theta, phi))``
-(above 4096 positions the same rows by the rank-2C' formula, replicated here: S_i. =
-(r_t,i R_p^T + r_p,i R_t^T) / 2, d = S 1, then the degree scaling). Hamburger's codes are
-captured by wrapping the ham's ``_decompose`` for the duration of the forward; the NLTV base
-logits by a forward hook on ``base_head``. The model runs in eval mode (deterministic
-Hamburger bases; NLTV iterates to its stopping test).
+affinity rows are then the block's own ``dense_affinity(X, queries)`` (every NL-family block:
+the exact A its forward applies, from its dense reference path, only the query rows; SNL/gSNL
+rows without forming N x N) reshaped to the block's ``key_grid(X)`` (the pooled grid when
+NonLocalBlock sub-samples its keys); ARNLB's lambda is its ``adaptive_weight(X)``. Hamburger's
+codes are captured by wrapping the ham's ``_decompose`` for the duration of the forward; the
+NLTV base logits by a forward hook on ``base_head``. The model runs in eval mode
+(deterministic Hamburger bases; NLTV iterates to its stopping test).
 """
 from __future__ import annotations
 
@@ -50,8 +48,6 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 DEMO_VAL_DIR = osp.join(ROOT, 'data', 'synthetic_context', 'img_dir', 'val')
-#: Above this many key positions, SNL rows use the low-rank formula instead of the dense ops.
-SNL_DENSE_LIMIT = 4096
 #: Panel geometry: each panel shows the image scaled by an integer factor to at least this
 #: many pixels on its longer side, under a title band of TITLE_PX pixels.
 MIN_PANEL_PX = 256
@@ -65,70 +61,28 @@ __all__ = ['visualize', 'query_affinity', 'lambda_map', 'atom_assignment', 'defa
 
 # ------------------------------------------------------------------------------ the maps
 def _blocks():
-    from nlseg.models.blocks import (AdaptiveNonLocalBlock, Hamburger, NonLocalBlock,
-                                     NonLocalStage, SpectralNonLocalBlock)
-    return AdaptiveNonLocalBlock, Hamburger, NonLocalBlock, NonLocalStage, SpectralNonLocalBlock
-
-
-def _snl_rows(theta: torch.Tensor, phi: torch.Tensor, index: torch.Tensor,
-              normalization: str) -> torch.Tensor:
-    """Rows ``index`` of normalize_affinity(relu_dot_affinity(theta, phi)) in O(N C'), for
-    one image: theta, phi (N, C') -> (Q, N)."""
-    r_t, r_p = theta.double().relu(), phi.double().relu()
-    rows = (r_t[index] @ r_p.T + r_p[index] @ r_t.T) / 2
-    degree = (r_t @ r_p.sum(0) + r_p @ r_t.sum(0)) / 2
-    power = 0.5 if normalization == 'symmetric' else 1.0
-    inv = torch.where(degree > 0, degree.clamp_min(1e-300).pow(-power), torch.zeros_like(degree))
-    rows = inv[index, None] * rows
-    if normalization == 'symmetric':
-        rows = rows * inv[None, :]
-    return rows.float()
+    from nlseg.models.blocks import Hamburger, NonLocalBase
+    return Hamburger, NonLocalBase
 
 
 @torch.no_grad()
 def query_affinity(block: torch.nn.Module, x: torch.Tensor,
                    index: Sequence[int]) -> torch.Tensor:
     """Rows of the block's affinity A for the query positions ``index`` (flat indices into
-    the (h, w) grid of ``x``, first image of the batch), shape (Q, kh, kw) on the key grid
-    (the pooled grid when NonLocalBlock sub-samples its keys).
+    the (h, w) grid of ``x``, first image of the batch), shape (Q, kh, kw) on the block's
+    ``key_grid`` (the pooled grid when NonLocalBlock sub-samples its keys).
 
-    ``block`` is a NonLocalBlock (any mode), AdaptiveNonLocalBlock, NonLocalStage or
-    SpectralNonLocalBlock; ``x`` its input (B, C, h, w).
+    ``block`` is any NL-family block (:class:`~nlseg.models.blocks.NonLocalBase`: NL in every
+    mode, ARNLB, NS, SNL/gSNL); ``x`` its input (B, C, h, w). The rows are the block's
+    ``dense_affinity(x, queries=index)``.
     """
-    from nlseg.ops.affinity import (dot_product_affinity, normalize_affinity,
-                                    relu_dot_affinity, softmax_affinity)
-    from nlseg.ops.concat_affinity import concatenation_affinity
-    _, _, NonLocalBlock, NonLocalStage, SpectralNonLocalBlock = _blocks()
+    _, NonLocalBase = _blocks()
+    if not isinstance(block, NonLocalBase):
+        raise TypeError(f'query_affinity needs an NL-family block (NonLocalBase), got '
+                        f'{type(block).__name__}')
     x = x[:1]
-    h, w = x.shape[2:]
-    idx = torch.as_tensor(list(index), dtype=torch.long)
-    if isinstance(block, SpectralNonLocalBlock):
-        theta, phi = (t.flatten(2).transpose(1, 2) for t in (block.theta(x), block.phi(x)))
-        if h * w <= SNL_DENSE_LIMIT:
-            rows = normalize_affinity(relu_dot_affinity(theta, phi), block.affinity)[0, idx]
-        else:
-            rows = _snl_rows(theta[0], phi[0], idx, block.affinity)
-        return rows.reshape(len(idx), h, w)
-    if isinstance(block, NonLocalStage):
-        query, key = block.query_key(x)
-        rows = softmax_affinity(query[:, idx], key, block.scale)[0]
-        return rows.reshape(len(idx), h, w)
-    if isinstance(block, NonLocalBlock):
-        query, key = block.query_key(x)
-        query = query[:, idx]
-        if block.mode in ('gaussian', 'embedded_gaussian'):
-            rows = softmax_affinity(query, key, block.scale)
-        elif block.mode == 'dot_product':
-            rows = dot_product_affinity(query, key)
-        else:
-            conv = block.concat_project.conv
-            rows = concatenation_affinity(query, key, conv.weight, conv.bias)
-        m = key.shape[1]
-        kh, kw = (h, w) if m == h * w else (h // 2, w // 2)  # KeyPool2d floors; 1-px maps skip it
-        if kh * kw != m:
-            kh, kw = h, w
-        return rows[0].reshape(len(idx), kh, kw)
-    raise TypeError(f'query_affinity does not know {type(block).__name__}')
+    rows = block.dense_affinity(x, queries=list(index))[0]
+    return rows.reshape(len(rows), *block.key_grid(x))
 
 
 @torch.no_grad()
@@ -186,13 +140,12 @@ def _load_image(image, demo_index: int) -> tuple[np.ndarray, str]:
 @contextlib.contextmanager
 def _captures(model):
     """Hooks on the head's context blocks; yields a dict filled during the forward."""
-    _, Hamburger, NonLocalBlock, NonLocalStage, SpectralNonLocalBlock = _blocks()
+    Hamburger, NonLocalBase = _blocks()
     from nlseg.models.decode_heads import NLTVHead
     head = model.decode_head
     found, handles, restore = {}, [], []
     for name, module in head.named_modules():
-        if isinstance(module, (NonLocalBlock, NonLocalStage, SpectralNonLocalBlock)) \
-                and 'nl' not in found:
+        if isinstance(module, NonLocalBase) and 'nl' not in found:
             found['nl'] = dict(block=module, name=name)
             handles.append(module.register_forward_pre_hook(
                 lambda m, args: found['nl'].__setitem__('x', args[0])))
