@@ -72,6 +72,8 @@ V, T = ValueError, TypeError
 NL_MODES_RE = r"mode must be one of \('gaussian', 'embedded_gaussian', 'dot_product', " \
               r"'concatenation'\), got 'softmax'"
 IMPL_RE = r"impl must be one of \('auto', 'dense', 'efficient'\), got 'fast'"
+NS_MODES_RE = r"mode must be one of \('embedded_gaussian', 'gaussian', " \
+              r"'symmetric_embedded_gaussian', 'symmetric_relu_dot'\), got 'softmax'"
 AFFINITY_RE = r"affinity must be one of \('symmetric', 'random_walk'\), got 'laplacian'"
 HAM_GRAD_RE = r"grad must be one of \('one_step', 'bptt'\), got 'full'"
 BASES_INIT_RE = r"bases_init must be one of \('random', 'online', 'fixed', 'learned'\), got 'warm'"
@@ -180,7 +182,9 @@ CONSTRUCTOR_CASES = [
     case(NonLocalStage, dict(num_units=2.0), T, r'num_units must be an integer'),
     case(NonLocalStage, dict(mode='concatenation'), V,
          r"does not support mode='concatenation'.*row-normalised"),
-    case(NonLocalStage, dict(mode='softmax'), V, NL_MODES_RE),
+    case(NonLocalStage, dict(mode='softmax'), V, NS_MODES_RE),
+    case(NonLocalStage, dict(mode='relu_dot'), V, r"mode must be one of .*'symmetric_relu_dot'"
+                                                 r"\), got 'relu_dot'"),
     case(NonLocalStage, dict(use_scale='False'), T, r'use_scale must be True or False'),
     case(NonLocalStage, dict(zero_init_output=0), T, r'zero_init_output must be True or False'),
     # ---- SpectralNonLocalBlock (SNL and gSNL)
@@ -188,6 +192,12 @@ CONSTRUCTOR_CASES = [
     case(SpectralNonLocalBlock, dict(affinity='laplacian'), V, AFFINITY_RE),
     case(SpectralNonLocalBlock, dict(zero_init_output='no'), T, r'zero_init_output must be True or False'),
     case(SpectralNonLocalBlock, dict(generalized=True, affinity='laplacian'), V, AFFINITY_RE),
+    case(SpectralNonLocalBlock, dict(stage_num=0), V, r'stage_num must be an integer >= 1, got 0'),
+    case(SpectralNonLocalBlock, dict(stage_num=2.0), T, r'stage_num must be an integer'),
+    case(SpectralNonLocalBlock, dict(output_relu='yes'), T,
+         r"output_relu must be True or False, got 'yes'"),
+    case(SpectralNonLocalBlock, dict(output_relu=True), V,
+         r'output_relu=True needs zero_init_output=False'),
     case(SpectralNonLocalBlock, dict(generalized='True'), T,
          r"generalized must be True or False, got 'True'"),
     case(SpectralNonLocalBlock, dict(generalized=True, reduction=-1), V,
@@ -279,6 +289,7 @@ CONSTRUCTOR_CASES = [
     case(NSHead, dict(num_units=0), V, r'num_units must be an integer >= 1, got 0'),
     case(NSHead, dict(zero_init_output='False'), T, r'zero_init_output must be True or False'),
     case(NSHead, dict(mode='dot_product'), V, r"does not support mode='dot_product'"),
+    case(NSHead, dict(mode='symmetric'), V, NS_MODES_RE.replace('softmax', 'symmetric')),
     case(NSHead, dict(reduction=2.0), T, r'reduction must be an integer'),
     case(NSHead, dict(use_scale=1), T, r'use_scale must be True or False'),
     case(NSHead, dict(impl='fast'), V, IMPL_RE),
@@ -288,11 +299,16 @@ CONSTRUCTOR_CASES = [
     case(SNLHead, dict(zero_init_output=0.0), T, r'zero_init_output must be True or False'),
     case(SNLHead, dict(reduction=0), V, r'reduction must be an integer >= 1'),
     case(SNLHead, dict(impl='fast'), V, IMPL_RE),
+    case(SNLHead, dict(stage_num=0), V, r'stage_num must be an integer >= 1, got 0'),
+    case(SNLHead, dict(output_relu=1), T, r'output_relu must be True or False, got 1'),
+    case(SNLHead, dict(output_relu=True), V, r'output_relu=True needs zero_init_output=False'),
     *head_base_cases(GSNLHead),
     case(GSNLHead, dict(affinity=None), V, r"affinity must be one of \('symmetric', "),
     case(GSNLHead, dict(zero_init_output=[]), T, r'zero_init_output must be True or False'),
     case(GSNLHead, dict(reduction=1.0), T, r'reduction must be an integer'),
     case(GSNLHead, dict(impl=None), V, r'impl must be one of'),
+    case(GSNLHead, dict(stage_num='3'), T, r"stage_num must be an integer >= 1, got '3'"),
+    case(GSNLHead, dict(output_relu=None), T, r'output_relu must be True or False'),
     # ---- HamburgerHead
     *head_base_cases(HamburgerHead),
     case(HamburgerHead, dict(ham_channels=0), V, r'ham_channels must be an integer >= 1, got 0'),

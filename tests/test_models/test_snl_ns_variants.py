@@ -398,7 +398,8 @@ def test_ns_relu_dot_position_without_neighbours_does_not_diffuse(impl):
     with torch.no_grad():
         stage.theta.conv.bias.fill_(-100.0)  # relu(theta) = 0 everywhere: every C_i = 0
     x = x_input()
-    torch.testing.assert_close(stage(x), x + stage.units[0].conv_out(torch.zeros_like(x)))
+    zeros = x.new_zeros(x.shape[0], stage.inter_channels, *x.shape[2:])
+    torch.testing.assert_close(stage(x), x + stage.units[0].conv_out(zeros))
 
 
 @pytest.mark.parametrize('mode', SYMMETRIC_MODES)

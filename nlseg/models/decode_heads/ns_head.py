@@ -14,7 +14,9 @@ class NSHead(ContextFCNHead):
     """NS head: ``ns_stage`` (:class:`NonLocalStage`) between convs[0] and convs[1].
 
     Args:
-        reduction, use_scale, mode, num_units, impl: of :class:`NonLocalStage`.
+        reduction, use_scale, mode, num_units, impl: of :class:`NonLocalStage` (``mode``:
+            'embedded_gaussian', 'gaussian', or the symmetric shared-embedding kernels
+            'symmetric_embedded_gaussian', 'symmetric_relu_dot' of Tao et al. eq. 12-13).
         **kwargs: of ``FCNHead``/``BaseDecodeHead`` (num_convs is fixed to 2).
     """
 

@@ -16,6 +16,10 @@ class SNLHead(ContextFCNHead):
 
     Args:
         reduction, affinity, impl: of :class:`SpectralNonLocalBlock`.
+        stage_num: units sharing one affinity of the block input (the SNL paper's Table 4;
+            1: one block, today's state_dict keys).
+        output_relu: ReLU after each unit's output norm, as the authors' codes (needs
+            ``zero_init_output=False``).
         **kwargs: of ``FCNHead``/``BaseDecodeHead`` (num_convs is fixed to 2).
     """
 
@@ -23,14 +27,15 @@ class SNLHead(ContextFCNHead):
     generalized = False
 
     def __init__(self, reduction: int = 2, affinity: str = 'symmetric', impl: str = 'auto',
-                 **kwargs) -> None:
+                 stage_num: int = 1, output_relu: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.reduction = reduction
         self.affinity = affinity
         self.snl_block = SpectralNonLocalBlock(
             in_channels=self.channels, reduction=reduction, conv_cfg=self.conv_cfg,
             norm_cfg=self.norm_cfg, impl=impl, generalized=self.generalized,
-            affinity=affinity, zero_init_output=self.zero_init_output)
+            affinity=affinity, zero_init_output=self.zero_init_output, stage_num=stage_num,
+            output_relu=output_relu)
 
 
 @MODELS.register_module()
