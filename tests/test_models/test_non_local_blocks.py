@@ -24,6 +24,8 @@ BLOCKS = {
     'arnl_gaussian': (AdaptiveNonLocalBlock, dict(mode='gaussian')),
     'ns_embedded_gaussian': (NonLocalStage, dict(num_units=2)),
     'ns_gaussian': (NonLocalStage, dict(mode='gaussian', num_units=3)),
+    'ns_symmetric_embedded_gaussian': (NonLocalStage, dict(mode='symmetric_embedded_gaussian',
+                                                             num_units=2)),
     'snl_symmetric': (SpectralNonLocalBlock, dict()),
     'snl_random_walk': (SpectralNonLocalBlock, dict(affinity='random_walk')),
     'gsnl_symmetric': (SpectralNonLocalBlock, dict(generalized=True)),

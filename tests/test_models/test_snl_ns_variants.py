@@ -460,3 +460,83 @@ def test_ns_head_symmetric_mode(mode):
     head = NSHead(in_channels=6, channels=C, num_classes=3, norm_cfg=BN, mode=mode)
     assert head.ns_stage.mode == mode
     assert head([torch.randn(2, 6, 5, 4)]).shape == (2, 3, 5, 4)
+
+
+# ============================================ dense_affinity, impl='auto', small maps, bf16
+def test_snl_stage_dense_affinity_is_the_shared_affinity():
+    block = snl(stage_num=3, generalized=True)
+    x = x_input().detach()
+    with torch.no_grad():
+        a = block.dense_affinity(x)
+        torch.testing.assert_close(a, reference_affinity(block, x), rtol=1e-12, atol=1e-12)
+        rows = block.dense_affinity(x, queries=[0, 19, -1])
+        torch.testing.assert_close(rows, a[:, [0, 19, -1]], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize('mode', SYMMETRIC_MODES)
+def test_ns_symmetric_dense_affinity_is_symmetric_kernel_row_normalised(mode):
+    stage = ns(mode, num_units=2)
+    x = x_input(scale=0.5).detach()
+    with torch.no_grad():
+        a = stage.dense_affinity(x)
+        t = flat(conv1x1(x, stage.theta))
+        w = ((0.5 * t @ t.transpose(1, 2)).exp() if mode == 'symmetric_embedded_gaussian'
+             else t.relu() @ t.relu().transpose(1, 2))
+        c = w.sum(-1, keepdim=True)
+        torch.testing.assert_close(a, torch.where(c > 0, w / torch.where(c > 0, c, 1), 0.0))
+        rows = stage.dense_affinity(x, queries=[3, 0, -2])
+        torch.testing.assert_close(rows, a[:, [3, 0, -2]], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize('name', ['snl_stage', 'ns_symmetric_relu_dot'])
+def test_auto_follows_the_measured_table(name, monkeypatch):
+    """N* = 17 for every kernel: a 4x4 map runs the dense path, an 8x8 map the efficient one
+    (NS symmetric_relu_dot decides by the relu_dot crossover)."""
+    import nlseg.ops.impl_choice as impl_choice
+    threads = torch.get_num_threads()
+    lines = ['device threads kernel forward@4 train@4'] + [
+        f'cpu {threads} {k} 17 17' for k in impl_choice.KERNELS]
+    monkeypatch.setattr(impl_choice, '_PARSED',
+                        impl_choice.parse_crossover_table('\n'.join(lines)))
+
+    def make(impl):
+        if name == 'snl_stage':
+            return snl(stage_num=2, generalized=True, impl=impl)
+        return ns('symmetric_relu_dot', impl)
+
+    auto, dense, efficient = make('auto'), make('dense'), make('efficient')
+    assert name == 'snl_stage' or auto.kernel == 'relu_dot'
+    for (h, w), picked in (((4, 4), dense), ((8, 8), efficient)):
+        x = x_input(h=h, w=w).detach()
+        with torch.no_grad():
+            assert torch.equal(auto(x), picked(x)), (h, w)
+
+
+VARIANTS = {
+    'snl_stage': lambda: SpectralNonLocalBlock(C, norm_cfg=BN, stage_num=3),
+    'gsnl_stage_relu': lambda: SpectralNonLocalBlock(C, norm_cfg=BN, stage_num=2,
+                                                     generalized=True, output_relu=True,
+                                                     zero_init_output=False),
+    **{f'ns_{m}': (lambda m=m: NonLocalStage(C, norm_cfg=BN, mode=m)) for m in SYMMETRIC_MODES},
+}
+
+
+@pytest.mark.parametrize('name', list(VARIANTS))
+@pytest.mark.parametrize('size', [(1, 1), (1, 3)])
+def test_tiny_maps_batch_one_eval(name, size):
+    block = randomize(VARIANTS[name]()).eval()
+    x = torch.randn(1, C, *size)
+    with torch.no_grad():
+        out = block(x)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize('name', list(VARIANTS))
+def test_bf16_autocast_large_inputs_finite(name):
+    block = randomize(VARIANTS[name](), std=0.1)
+    x = (100 * torch.randn(2, C, 5, 6)).requires_grad_()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = block(x)
+    assert torch.isfinite(out).all()
+    out.float().square().mean().backward()
+    assert torch.isfinite(x.grad).all()
