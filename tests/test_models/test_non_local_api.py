@@ -143,6 +143,20 @@ def test_auto_with_the_shipped_table_is_choose_impl():
     assert NonLocalBlock(C, impl='dense').impl_for(8192, 8192, 4, x) == 'dense'
 
 
+@pytest.mark.parametrize('name', ['nl_embedded_gaussian', 'nl_concatenation_sub',
+                                  'arnl_gaussian', 'ns_embedded_gaussian', 'gsnl_symmetric'])
+def test_auto_resolution_does_not_break_the_compiled_graph(name):
+    """Resolving 'auto' reads the thread count as a compile-time constant: dynamo traces the
+    whole block (torch.get_num_threads() in the traced code would be a graph break)."""
+    block = build(name, 'auto')
+    torch._dynamo.reset()
+    try:
+        explained = torch._dynamo.explain(block)(x_input(b=1, h=4, w=5).detach())
+    finally:
+        torch._dynamo.reset()
+    assert explained.graph_break_count == 0, explained.break_reasons
+
+
 # ------------------------------------------------------------------ NonLocal2d drop-in
 NONLOCAL2D_CALLS = [
     dict(), dict(reduction=4), dict(use_scale=False), dict(sub_sample=True),

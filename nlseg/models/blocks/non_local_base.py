@@ -45,6 +45,13 @@ SOFTMAX_MODES = ('gaussian', 'embedded_gaussian')
 Queries = Union[None, Sequence[int], torch.Tensor]
 
 
+@torch.compiler.assume_constant_result
+def _num_threads() -> int:
+    """torch's CPU thread count, a constant for torch.compile (``torch.get_num_threads``
+    called while dynamo traces would break the graph)."""
+    return torch.get_num_threads()
+
+
 def inter_channels_of(in_channels: int, reduction: int) -> int:
     """C' = max(C // reduction, 1), mmcv ``_NonLocalNd``'s rule; TypeError/ValueError naming
     the argument when ``in_channels`` or ``reduction`` is not a positive integer."""
@@ -138,7 +145,8 @@ class NonLocalBase(nn.Module):
             like.requires_grad or any(p.requires_grad for p in self.parameters()))
         element_size = 8 if like.dtype == torch.float64 else 4
         return resolve_impl(self.impl, self.kernel, n_query, n_key, channels, like.device.type,
-                            requires_grad, element_size=element_size)
+                            requires_grad, element_size=element_size,
+                            num_threads=_num_threads())
 
     # ------------------------------------------------------------------ input and affinity
     def check_input(self, x: torch.Tensor) -> None:
