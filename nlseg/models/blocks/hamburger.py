@@ -194,7 +194,10 @@ class Hamburger(nn.Module):
         lower = self.lower_bread
         if lower is None:  # no lower bread: the ham reads X (through NMF's ReLU)
             return F.relu(x) if self.ham_type == 'NMF' else x
-        if (lower.with_activation and type(lower.activate) is nn.ReLU and not lower.with_norm
+        # under torch.compile the module itself (no graph break on ctx.mark_dirty; the
+        # compiler plans the memory of the ReLU)
+        if (not torch.compiler.is_compiling() and lower.with_activation
+                and type(lower.activate) is nn.ReLU and not lower.with_norm
                 and not lower.with_explicit_padding and lower.order.index('conv') <
                 lower.order.index('act') and not any(
                     m._forward_hooks or m._forward_pre_hooks for m in (lower, lower.activate))):
