@@ -59,8 +59,8 @@ import torch
 from nlseg.validation import check_bool, check_choice, check_int
 
 __all__ = [
-    'KERNELS', 'IMPLS', 'PASSES', 'DEVICE_TYPES', 'DENSE_AFFINITY_LIMIT_BYTES', 'MEASURED_ON',
-    'CROSSOVER_TABLE', 'CrossoverRow', 'parse_crossover_table', 'format_crossover_table',
+    'KERNELS', 'IMPLS', 'PASSES', 'PASS_LABELS', 'DEVICE_TYPES', 'DENSE_AFFINITY_LIMIT_BYTES',
+    'MEASURED_ON', 'CROSSOVER_TABLE', 'CrossoverRow', 'parse_crossover_table', 'format_crossover_table',
     'crossover_size', 'choose_impl', 'resolve_impl'
 ]
 
@@ -70,6 +70,8 @@ KERNELS = ('softmax', 'dot_product', 'concatenation', 'relu_dot', 'ns_stage')
 IMPLS = ('auto', 'dense', 'efficient')
 #: Measured passes: 'forward' (no gradient) and 'train' (forward + backward).
 PASSES = ('forward', 'train')
+#: Column label of each pass in the table text (``fwd@64``: forward at C' = 64).
+PASS_LABELS = {'forward': 'fwd', 'train': 'train'}
 #: torch device types accepted; only those in the table have measured crossovers.
 DEVICE_TYPES = ('cpu', 'cuda', 'mps', 'xpu', 'hpu', 'mtia', 'xla', 'meta', 'privateuseone')
 #: Largest dense affinity of one batch element that 'auto' allows (64 MiB).
@@ -77,13 +79,26 @@ DENSE_AFFINITY_LIMIT_BYTES = 64 * 2 ** 20
 
 # --- BEGIN MEASURED TABLE (rewritten by tools/analysis/calibrate_impl.py --write) ---
 MEASURED_ON = {
-    'date': 'not measured',
-    'machine': '',
-    'command': '',
-    'note': 'no table yet: every device falls back to efficient',
+    'date': '2026-12-02 15:42 UTC',
+    'machine': 'Intel(R) Xeon(R) Processor, 2 logical cores, Linux, torch 2.13.0+cpu, threads 1/2',
+    'command': ('OMP_NUM_THREADS=2 python tools/analysis/calibrate_impl.py --threads 2 --write '
+                '--note \'machine shared with other engineers\'"\'"\' jobs (mmcv build, tests)\''),
+    'note': ('batch 1, float32, median of up to 9 runs, ns_stage with 2 units, 262 s, load '
+             "average 6.6 before and 5.5 after; machine shared with other engineers' jobs (mmcv "
+             'build, tests)'),
 }
 CROSSOVER_TABLE = """
-device threads kernel forward@32 train@32
+device threads kernel        fwd@32 fwd@64 fwd@128 fwd@256 train@32 train@64 train@128 train@256
+cpu    1       softmax       129    163    111     261     415      897      2447      2674
+cpu    1       dot_product   0      0      72      215     0        17       74        260
+cpu    1       concatenation 140    206    264     242     3117     2628     982       4045
+cpu    1       relu_dot      70     111    227     701     156      183      426       504
+cpu    1       ns_stage      574    1025   1233    1873    3189     4072     4096      4096
+cpu    2       softmax       0      0      0       0       4096     0        0         0
+cpu    2       dot_product   0      0      130     223     0        0        130       284
+cpu    2       concatenation 93     400    1570    277     4096     4096     4096      4096
+cpu    2       relu_dot      69     94     226     281     92       321      195       256
+cpu    2       ns_stage      433    1832   1162    78      4096     4096     92        4096
 """
 # --- END MEASURED TABLE ---
 
@@ -99,20 +114,22 @@ class CrossoverRow:
 
 
 def _header_column(name: str) -> tuple[str, int]:
+    labels = tuple(PASS_LABELS.values())
     try:
-        pass_name, channels = name.split('@')
+        label, channels = name.split('@')
         channels = int(channels)
     except ValueError:
         raise ValueError(f'crossover table: column {name!r} is not <pass>@<channels>, pass one '
-                         f'of {PASSES}') from None
-    check_choice('crossover table pass', pass_name, PASSES)
-    return pass_name, channels
+                         f'of {labels}') from None
+    check_choice('crossover table pass', label, labels)
+    return next(p for p, lb in PASS_LABELS.items() if lb == label), channels
 
 
 def parse_crossover_table(text: str) -> list[CrossoverRow]:
-    """Parse a crossover table: a header ``device threads kernel <pass>@<C'> ...`` and one
-    whitespace-separated row per (device, threads, kernel). ValueError for a malformed table
-    (unknown kernel, pass or device, a missing value, a negative N*, a repeated row)."""
+    """Parse a crossover table: a header ``device threads kernel <pass>@<C'> ...`` (pass label
+    'fwd' or 'train', :data:`PASS_LABELS`) and one whitespace-separated row per (device,
+    threads, kernel). ValueError for a malformed table (unknown kernel, pass or device, a
+    missing value, a negative N*, a repeated row)."""
     lines = [ln.split() for ln in text.strip().splitlines() if ln.strip()
              and not ln.lstrip().startswith('#')]
     if not lines or lines[0][:3] != ['device', 'threads', 'kernel']:
@@ -144,7 +161,7 @@ def format_crossover_table(rows: list[CrossoverRow]) -> str:
     """The text form of ``rows`` (what :func:`parse_crossover_table` reads back)."""
     columns = sorted({(p, c) for r in rows for p, cs in r.crossovers.items() for c in cs},
                      key=lambda pc: (PASSES.index(pc[0]), pc[1]))
-    header = ['device', 'threads', 'kernel'] + [f'{p}@{c}' for p, c in columns]
+    header = ['device', 'threads', 'kernel'] + [f'{PASS_LABELS[p]}@{c}' for p, c in columns]
     body = [[r.device, str(r.threads), r.kernel]
             + [f'{r.crossovers[p][c]:.0f}' for p, c in columns] for r in rows]
     widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]

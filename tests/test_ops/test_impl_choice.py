@@ -40,10 +40,10 @@ calibrate = _load_tool()
 # a known table: softmax dense up to N* = 100 at C'=32 and 400 at C'=128 (forward), 0 at
 # C'=128 in training; one thread and four threads differ
 SYNTHETIC = """
-device threads kernel   forward@32 forward@128 train@32 train@128
-cpu    1       softmax  100        400         50       0
-cpu    4       softmax  10         10          10       10
-cpu    1       relu_dot 1000000    1000000     1000000  1000000
+device threads kernel   fwd@32  fwd@128 train@32 train@128
+cpu    1       softmax  100     400     50       0
+cpu    4       softmax  10      10      10       10
+cpu    1       relu_dot 1000000 1000000 1000000  1000000
 """
 TABLE = parse_crossover_table(SYNTHETIC)
 
@@ -185,13 +185,13 @@ def test_module_table_crossovers_decide_choose_impl():
 
 @pytest.mark.parametrize('text', [
     'kernel softmax\n',                                                   # no header
-    'device threads kernel forward@32\ncpu 1 softmax\n',                  # missing value
-    'device threads kernel forward@32\ncpu 1 nonlocal 10\n',              # unknown kernel
-    'device threads kernel forward@32\ngpu 1 softmax 10\n',               # unknown device
+    'device threads kernel fwd@32\ncpu 1 softmax\n',                  # missing value
+    'device threads kernel fwd@32\ncpu 1 nonlocal 10\n',              # unknown kernel
+    'device threads kernel fwd@32\ngpu 1 softmax 10\n',               # unknown device
     'device threads kernel backward@32\ncpu 1 softmax 10\n',              # unknown pass
     'device threads kernel forward\ncpu 1 softmax 10\n',                  # no channels
-    'device threads kernel forward@32\ncpu 1 softmax -1\n',               # negative N*
-    'device threads kernel forward@32\ncpu 1 softmax 1\ncpu 1 softmax 2\n',  # repeated row
+    'device threads kernel fwd@32\ncpu 1 softmax -1\n',               # negative N*
+    'device threads kernel fwd@32\ncpu 1 softmax 1\ncpu 1 softmax 2\n',  # repeated row
 ])
 def test_malformed_tables_are_refused(text):
     with pytest.raises(ValueError):

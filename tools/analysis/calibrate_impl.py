@@ -25,6 +25,7 @@ import os
 import os.path as osp
 import platform
 import re
+import shlex
 import statistics
 import sys
 import time
@@ -203,11 +204,40 @@ def machine_text(threads: list[int]) -> str:
             f'{torch.__version__}, threads {"/".join(map(str, threads))}')
 
 
+def _load_average() -> str:
+    """The 1-minute load average (other processes sharing the cores), or '?'."""
+    try:
+        return f'{os.getloadavg()[0]:.1f}'
+    except (OSError, AttributeError):
+        return '?'
+
+
+def _entry(key: str, value: str, width: int = 100) -> list[str]:
+    """``    'key': 'value',`` as source lines of at most ``width`` characters (a long value
+    as adjacent string literals in parentheses, split at spaces)."""
+    line = f'    {key!r}: {value!r},'
+    if len(line) <= width:
+        return [line]
+    indent = ' ' * (len(f'    {key!r}: ('))
+    words, parts, current = value.split(' '), [], ''
+    for word in words:
+        if current and len(repr(current + word + ' ')) + len(indent) > width - 2:
+            parts.append(current)
+            current = ''
+        current += word + ' '
+    parts.append(current[:-1])
+    lines = [f'    {key!r}: ({parts[0]!r}']
+    lines += [f'{indent}{p!r}' for p in parts[1:]]
+    lines[-1] += '),'
+    return lines
+
+
 def table_block(rows: list[CrossoverRow], measured_on: dict) -> str:
     """The text between the markers of impl_choice.py (markers included)."""
     lines = [f'{BEGIN} (rewritten by tools/analysis/calibrate_impl.py --write) ---',
              'MEASURED_ON = {']
-    lines += [f'    {k!r}: {v!r},' for k, v in measured_on.items()]
+    for k, v in measured_on.items():
+        lines += _entry(k, str(v))
     lines += ['}', 'CROSSOVER_TABLE = """', format_crossover_table(rows), '"""', END]
     return '\n'.join(lines)
 
@@ -237,8 +267,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument('--channels', nargs='+', type=int, default=[32, 64, 128, 256])
     p.add_argument('--passes', nargs='+', default=['forward', 'train'],
                    choices=['forward', 'train'])
-    p.add_argument('--batch', type=int, default=2)
-    p.add_argument('--repeats', type=int, default=5)
+    p.add_argument('--batch', type=int, default=1)
+    p.add_argument('--repeats', type=int, default=9,
+                   help='runs per (path, size) cell, fewer (>= 3) beyond --cell-seconds')
     p.add_argument('--cell-seconds', type=float, default=1.0,
                    help='time budget of one (path, size) cell: fewer repeats (>= 3) beyond')
     p.add_argument('--ns-units', type=int, default=2, help="units of the 'ns_stage' kernel")
@@ -259,6 +290,7 @@ def main(argv: Optional[list[str]] = None) -> list[CrossoverRow]:
     args = parse_args(argv)
     threads = sorted({1, args.threads})
     started = time.perf_counter()
+    load_before = _load_average()
     rows: list[CrossoverRow] = []
     for n_threads in threads:
         torch.set_num_threads(n_threads)
@@ -266,26 +298,28 @@ def main(argv: Optional[list[str]] = None) -> list[CrossoverRow]:
             crossovers: dict[str, dict[int, float]] = {}
             for pass_name in args.passes:
                 for channels in args.channels:
+                    series_start = time.perf_counter()
                     series, n_star = measure_series(kernel, pass_name == 'train', channels,
                                                     args)
                     n_star = float(round(n_star))  # the table holds whole sizes
                     crossovers.setdefault(pass_name, {})[channels] = n_star
                     cells = '  '.join(f'{n}:{d:.3g}/{e:.3g}={r:.2f}' for n, d, e, r in series)
                     print(f'threads={n_threads} {kernel:<13} {pass_name:<7} C\'={channels:<4} '
-                          f'N*={n_star:<6.0f} [N:ms dense/ms efficient=ratio] {cells}',
-                          flush=True)
+                          f'N*={n_star:<6.0f} ({time.perf_counter() - series_start:.1f} s) '
+                          f'[N:ms dense/ms efficient=ratio] {cells}', flush=True)
             rows.append(CrossoverRow('cpu', n_threads, kernel, crossovers))
     elapsed = time.perf_counter() - started
     command = ' '.join(['OMP_NUM_THREADS=' + os.environ['OMP_NUM_THREADS']]
                        if 'OMP_NUM_THREADS' in os.environ else [])
     command = (command + ' python tools/analysis/calibrate_impl.py '
-               + ' '.join(argv if argv is not None else sys.argv[1:])).strip()
+               + shlex.join(argv if argv is not None else sys.argv[1:])).strip()
     measured_on = {
         'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
         'machine': machine_text(threads),
         'command': command,
         'note': (f'batch {args.batch}, float32, median of up to {args.repeats} runs, '
-                 f'ns_stage with {args.ns_units} units, {elapsed:.0f} s'
+                 f'ns_stage with {args.ns_units} units, {elapsed:.0f} s, load average '
+                 f'{load_before} before and {_load_average()} after'
                  + (f'; {args.note}' if args.note else '')),
     }
     print(f'\nN* (dense faster up to N = M = N*), measured in {elapsed:.0f} s:')
