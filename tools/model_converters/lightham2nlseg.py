@@ -66,12 +66,12 @@ def convert_ham_head(state_dict: Mapping[str, Tensor], source_kernel: int, sourc
             if weight is not None:
                 size = tuple(weight.shape[2:])
                 if size != (source_kernel, source_kernel):
+                    other = 3 if source_kernel == 1 else 1
                     raise ConversionError(
-                        f'{key} has a {size[0]}x{size[1]} kernel where a {source} has '
-                        f'{source_kernel}x{source_kernel}: this checkpoint is not a {source}'
-                        + (f'; a {3 if source_kernel == 1 else 1}x'
-                           f'{3 if source_kernel == 1 else 1} one is converted by '
-                           f'{other_converter}' if size in ((1, 1), (3, 3)) else ''))
+                        f'{key} has a {size[0]}x{size[1]} kernel, but the squeeze and align '
+                        f'convs of the {source} are {source_kernel}x{source_kernel}'
+                        + (f': a head with {other}x{other} ones is converted by '
+                           f'{other_converter}' if size == (other, other) else ''))
                 if source_kernel == 1:
                     conv.map(key, key, transform=embed_kernel, what=EMBEDDED)
                 else:

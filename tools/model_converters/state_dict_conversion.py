@@ -248,8 +248,8 @@ class StateDictConversion:
         ``drop_unknown`` (then they are dropped and listed in the report)."""
         if self._missing:
             raise ConversionError(
-                f'the source is not a {self.source} state_dict: missing '
-                f'{len(self._missing)} key(s) of its layout: {describe_keys(self._missing)}')
+                f'the source does not have the layout of the {self.source}: missing '
+                f'{len(self._missing)} key(s): {describe_keys(self._missing)}')
         unknown = [k for k in self.state_dict if k not in self._outputs and self._in_scope(k)]
         if unknown and not drop_unknown:
             raise ConversionError(
