@@ -60,8 +60,8 @@ from nlseg.validation import check_bool, check_choice, check_int
 
 __all__ = [
     'KERNELS', 'IMPLS', 'PASSES', 'PASS_LABELS', 'DEVICE_TYPES', 'DENSE_AFFINITY_LIMIT_BYTES',
-    'MEASURED_ON', 'CROSSOVER_TABLE', 'CrossoverRow', 'parse_crossover_table', 'format_crossover_table',
-    'crossover_size', 'choose_impl', 'resolve_impl'
+    'MEASURED_ON', 'CROSSOVER_TABLE', 'CrossoverRow', 'parse_crossover_table',
+    'format_crossover_table', 'crossover_size', 'choose_impl', 'resolve_impl', 'resolve_impl_for'
 ]
 
 #: Kernels with a dense and an efficient path (see the module docstring).
@@ -265,3 +265,21 @@ def resolve_impl(impl: str, kernel: str, n_query: int, n_key: int, channels: int
         # the memory-lean path
         return 'efficient'
     return choose_impl(kernel, n_query, n_key, channels, device_type, requires_grad, **kwargs)
+
+
+def resolve_impl_for(impl: str, kernel: str, query: torch.Tensor, key: torch.Tensor,
+                     *values: torch.Tensor) -> str:
+    """:func:`resolve_impl` with every size read from the tensors the kernel is applied to:
+    N = ``query.shape[1]``, M = ``key.shape[1]``, C' = ``query.shape[-1]`` of the (B, N, C')
+    query and (B, M, C') key tokens, the device type of ``query``, ``requires_grad`` when
+    autograd is enabled and any of ``query``, ``key``, ``values`` requires a gradient, and 8
+    bytes per affinity element when any of them is float64 (the dense ops compute in float32
+    otherwise, whatever the input dtype)."""
+    tensors = (query, key) + values
+    if query.dim() != 3 or key.dim() != 3:
+        raise ValueError('resolve_impl_for expects (B, N, C\') query and (B, M, C\') key '
+                         f'tokens, got shapes {tuple(query.shape)} and {tuple(key.shape)}')
+    requires_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    element_size = 8 if any(t.dtype == torch.float64 for t in tensors) else 4
+    return resolve_impl(impl, kernel, query.shape[1], key.shape[1], query.shape[-1],
+                        query.device.type, requires_grad, element_size=element_size)

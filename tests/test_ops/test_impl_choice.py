@@ -10,7 +10,8 @@ import torch
 
 from nlseg.ops import impl_choice
 from nlseg.ops.impl_choice import DENSE_AFFINITY_LIMIT_BYTES, DEVICE_TYPES, IMPLS, KERNELS, \
-    choose_impl, crossover_size, format_crossover_table, parse_crossover_table, resolve_impl
+    choose_impl, crossover_size, format_crossover_table, parse_crossover_table, resolve_impl, \
+    resolve_impl_for
 from tests.helpers import ROOT
 
 
@@ -149,6 +150,27 @@ def test_resolve_impl_auto_is_choose_impl():
 def test_resolve_impl_bad_impl_names_the_accepted_values():
     with pytest.raises(ValueError, match=re.escape(str(IMPLS))):
         resolve_impl('fast', 'softmax', 4, 4, 8, 'cpu', False)
+
+
+def test_resolve_impl_for_reads_sizes_device_gradient_and_dtype_from_the_tensors(
+        monkeypatch):
+    monkeypatch.setattr(impl_choice, '_PARSED', TABLE)  # the known table as the module's
+    monkeypatch.setattr(torch, 'get_num_threads', lambda: 1)
+    q, k = torch.randn(2, 100, 32), torch.randn(2, 100, 32)
+    assert resolve_impl_for('auto', 'softmax', q, k) == 'dense'           # forward: N* 100
+    assert resolve_impl_for('auto', 'softmax', q, k.requires_grad_()) == 'efficient'  # 50
+    with torch.no_grad():
+        assert resolve_impl_for('auto', 'softmax', q, k) == 'dense'
+    q, k = torch.randn(1, 400, 32), torch.randn(1, 25, 32)                # 400 x 25 = 100^2
+    v = torch.randn(1, 25, 8)
+    assert resolve_impl_for('auto', 'softmax', q, k, v) == 'dense'
+    assert resolve_impl_for('auto', 'softmax', q, k, v.requires_grad_()) == 'efficient'
+    assert resolve_impl_for('dense', 'softmax', q, k, v) == 'dense'
+    big = torch.randn(1, 4096, 8)
+    assert resolve_impl_for('auto', 'relu_dot', big, big) == 'dense'       # 64 MiB float32
+    assert resolve_impl_for('auto', 'relu_dot', big.double(), big.double()) == 'efficient'
+    with pytest.raises(ValueError, match='query'):
+        resolve_impl_for('auto', 'softmax', torch.randn(100, 32), k)
 
 
 # ----------------------------------------------------------------------------- the table
