@@ -143,6 +143,7 @@ MMSEG_CHECKED = [
     (dict(input_transform='resize_concat', in_index=[0, 1]), AssertionError),
     (dict(input_transform='resize_concat', in_channels=[4, 4], in_index=[0]), AssertionError),
     (dict(dropout_ratio=1.5), ValueError),
+    (dict(in_index=[0, 1]), AssertionError),  # a list in_index with one in_channels
 ]
 
 
@@ -322,9 +323,6 @@ CONSTRUCTOR_CASES = [
     case(HamburgerHead, dict(impl='fast'), V, IMPL_RE),
     case(HamburgerHead, dict(lower_bread=None), T, r'lower_bread must be True or False'),
     case(HamburgerHead, dict(upper_bread='False'), T, r'upper_bread must be True or False'),
-    case(HamburgerHead, dict(in_index=[0, 1]), T,  # a list in_index selects multiple levels
-         r"in_channels must be a non-empty list of integers with "
-         r"input_transform='multiple_select'"),
     # ---- NLTVHead
     case(NLTVHead, dict(base_head='FCNHead'), T, r'base_head must be a head config dict or '
                                                  r'module'),
