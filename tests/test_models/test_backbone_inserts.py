@@ -307,7 +307,8 @@ def test_with_cp_checkpoints_inserted_blocks_with_equal_gradients():
         model = build(dict(type='ResNetWithInserts', depth=18, **TINY, with_cp=with_cp,
                            inserts=[dict(stage=1, before=-1, block=OPEN_NL)]))
         calls = []
-        model.layer2.insert_before_1.register_forward_hook(lambda *a: calls.append(1))
+        # a pre-hook: the recomputation stops early, after the last tensor it needs
+        model.layer2.insert_before_1.register_forward_pre_hook(lambda *a: calls.append(1))
         model.train()
         x = torch.randn(2, 3, 32, 32)
         outs = model(x)
@@ -317,8 +318,8 @@ def test_with_cp_checkpoints_inserted_blocks_with_equal_gradients():
     (out0, calls0, grads0), (out1, calls1, grads1) = results[False], results[True]
     assert calls0 == 1 and calls1 == 2  # recomputed in the backward pass
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(out0, out1))
-    for name, grad in grads0.items():
-        assert torch.allclose(grad, grads1[name], atol=1e-5, rtol=1e-4), name
+    for name, grad in grads0.items():  # equal up to float32 rounding of the recomputation
+        assert (grad - grads1[name]).abs().max() <= 1e-4 * grad.abs().max() + 1e-7, name
 
 
 # ---------------------------------------------------------------------------- benchmark
