@@ -494,10 +494,9 @@ def test_auto_follows_the_measured_table(name, monkeypatch):
     (NS symmetric_relu_dot decides by the relu_dot crossover)."""
     import nlseg.ops.impl_choice as impl_choice
     threads = torch.get_num_threads()
-    lines = ['device threads kernel forward@4 train@4'] + [
-        f'cpu {threads} {k} 17 17' for k in impl_choice.KERNELS]
-    monkeypatch.setattr(impl_choice, '_PARSED',
-                        impl_choice.parse_crossover_table('\n'.join(lines)))
+    rows = [impl_choice.CrossoverRow('cpu', threads, k, {p: {4: 17.0} for p in impl_choice.PASSES})
+            for k in impl_choice.KERNELS]
+    monkeypatch.setattr(impl_choice, '_PARSED', rows)
 
     def make(impl):
         if name == 'snl_stage':
