@@ -31,6 +31,7 @@ SCALE_FLIP_CROP = ['LoadImageFromFile', 'LoadAnnotations', 'RandomResize', 'Rand
                    'RandomFlip', 'PackSegInputs']
 MMSEG_AUG = ['LoadImageFromFile', 'LoadAnnotations', 'RandomResize', 'RandomCrop',
              'RandomFlip', 'PhotoMetricDistortion', 'PackSegInputs']
+MMSEG_VOC_AUG = MMSEG_AUG[:-1] + ['Pad', 'PackSegInputs']  # mmseg's VOC pads in the pipeline
 NO_AUG = ['LoadImageFromFile', 'LoadAnnotations', 'PackSegInputs']
 OS8 = dict(strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4))
 OS16 = dict(strides=(1, 2, 2, 1), dilations=(1, 1, 1, 2))
@@ -104,11 +105,13 @@ RECIPES = [
         iters=80000, depth=101, **ARNL_CITYSCAPES),
     row('configs/arnl/arnl_r50-d8_4xb4-40k_voc12aug-512x512.py', 'ARNLB repo',
         lr=0.01, weight_decay=5e-4, batch=16, iters=40000, policy=MMSEG_POLY,
-        crop=(512, 512), num_classes=21, dataset='PascalVOCDataset', train_pipeline=MMSEG_AUG,
+        crop=(512, 512), num_classes=21, dataset='PascalVOCDataset',
+        train_pipeline=MMSEG_VOC_AUG,
         depth=50, stride=OS8, aux=True, head='ARNLHead'),
     row('configs/arnl/arnl_r101-d8_4xb4-40k_voc12aug-512x512.py', 'ARNLB repo',
         lr=0.01, weight_decay=5e-4, batch=16, iters=40000, policy=MMSEG_POLY,
-        crop=(512, 512), num_classes=21, dataset='PascalVOCDataset', train_pipeline=MMSEG_AUG,
+        crop=(512, 512), num_classes=21, dataset='PascalVOCDataset',
+        train_pipeline=MMSEG_VOC_AUG,
         depth=101, stride=OS8, aux=True, head='ARNLHead'),
     row('configs/arnl/arnl_r101-d8_4xb4-80k_ade20k-512x512.py', 'ARNLB repo',
         lr=0.01, weight_decay=5e-4, batch=16, iters=80000, policy=MMSEG_POLY,
@@ -355,7 +358,8 @@ def _bn_only(model_cfg: dict) -> dict:
     ('configs/nltv/nltv-fcn_unet-s5-d16_1xb3-10k_wbc-300x300.py', 32, 1),
 ])
 def test_recipe_forward(config, size, out_stride):
-    """One training-mode forward (NLTV unrolls its 3 training steps) on a tiny input."""
+    """One training-mode forward (NLTV unrolls its 3 training steps) on a tiny batch of two
+    (ASPP's image-pool BN needs more than one value per channel)."""
     cfg = load(config)
     model_cfg = _bn_only(cfg.model.to_dict())
     if cfg.model.backbone.type == 'WithImageLevel':
@@ -365,10 +369,10 @@ def test_recipe_forward(config, size, out_stride):
     model = _build(model_cfg)
     model.train()
     with torch.no_grad():
-        out = model(torch.rand(1, 3, size, size), mode='tensor')
+        out = model(torch.rand(2, 3, size, size), mode='tensor')
     num_classes = base_head(cfg.model).num_classes
     side = math.ceil(size / out_stride) if out_stride > 1 else size
-    assert out.shape == (1, num_classes, side, side)
+    assert out.shape == (2, num_classes, side, side)
     assert torch.isfinite(out).all()
 
 
