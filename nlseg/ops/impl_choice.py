@@ -217,7 +217,13 @@ def crossover_size(kernel: str, channels: int, device_type: str, requires_grad: 
     rows = [r for r in rows if r.crossovers.get(pass_name)]
     if not rows:
         return None
-    row = min(rows, key=lambda r: (abs(math.log(r.threads) - math.log(num_threads)), r.threads))
+    # the row at the nearest thread count (log scale), the smaller one on a tie; a loop, not
+    # min(key=...), which torch.compile cannot trace (a graph break in every block)
+    row, best = None, None
+    for r in rows:
+        distance = (abs(math.log(r.threads) - math.log(num_threads)), r.threads)
+        if best is None or distance < best:
+            row, best = r, distance
     return _interpolate_channels(row.crossovers[pass_name], channels)
 
 
