@@ -5,7 +5,8 @@ from the command line.
 
 The sources that are not installed (the ARNLB authors' ARNLHead, the SNL authors' head,
 Enjoy-Hamburger's HamburgerV1 and seg_mm HamHead) are re-implemented below, minimally, with
-their key layouts and forwards; mmseg's LightHamHead is the installed one.
+their key layouts and forwards (the SNL authors' stage and unit are those of
+tests/test_models/test_snl_ns_variants.py); mmseg's LightHamHead is the installed one.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from mmseg.models.decode_heads.ham_head import Hamburger as MMSegHamburger
 
 from nlseg.models import CD2D, VQ2D, ARNLHead, GSNLHead, Hamburger, HamburgerHead, SNLHead
 from tests.helpers import tool_env
+from tests.test_models.test_snl_ns_variants import AuthorsSNLStage, AuthorsSNLUnit
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONVERTERS = osp.join(ROOT, 'tools', 'model_converters')
@@ -214,60 +216,35 @@ def test_arnlb_ambiguous_or_absent_lambda_conv():
 
 
 # ================================================================= SNL authors' SNL head
-class SNLAuthorsBlock(nn.Module):
-    """The SNL authors' segmentation block (SNL-MMSeg with nls/basic.py): bias-free 1x1
-    convs t, p, g (C -> C') and w_1, w_2 (w_3 for gSNL) (C' -> C), one BatchNorm ``bn``;
-    S = relu(t)^T relu(p), symmetrised, A = D^-1/2 S D^-1/2 (zero degrees stay zero),
-    Y = X + bn(w_1 Z - w_2 A Z [+ w_3 (2A - I) Z]). Fixed crash bugs: the in-place
-    ``att += att.permute(0, 2, 1)`` is (att + att^T) / 2 out of place, ``torch.eye`` is
-    made on the input's device and dtype instead of ``.cuda()``."""
+class SegmentationSNLUnit(AuthorsSNLUnit):
+    """SNL-MMSeg's unit: the classification unit (``AuthorsSNLUnit``) with the W2 term
+    subtracted, the sign of the authors' segmentation file."""
 
-    def __init__(self, inplanes, planes, generalized=False):
-        super().__init__()
-        self.generalized = generalized
-        self.t = nn.Conv2d(inplanes, planes, 1, bias=False)
-        self.p = nn.Conv2d(inplanes, planes, 1, bias=False)
-        self.g = nn.Conv2d(inplanes, planes, 1, bias=False)
-        self.w_1 = nn.Conv2d(planes, inplanes, 1, bias=False)
-        self.w_2 = nn.Conv2d(planes, inplanes, 1, bias=False)
-        if generalized:
-            self.w_3 = nn.Conv2d(planes, inplanes, 1, bias=False)
-        self.bn = nn.BatchNorm2d(inplanes)
-
-    def dot_kernel(self, x):
-        t, p = self.t(x), self.p(x)
-        b, c, h, w = t.size()
-        t = t.view(b, c, -1).permute(0, 2, 1)
-        p = p.view(b, c, -1)
-        att = torch.bmm(torch.relu(t), torch.relu(p))
-        att = (att + att.permute(0, 2, 1)) / 2
-        d = torch.sum(att, dim=2)
-        d[d != 0] = torch.sqrt(1.0 / d[d != 0])
-        return att * d.unsqueeze(1) * d.unsqueeze(2)
-
-    def forward(self, x):
-        att = self.dot_kernel(x)
+    def forward(self, x, att):
         g = self.g(x)
-        b, c, h, w = g.size()
-        g_flat = g.view(b, c, -1).permute(0, 2, 1)
-        ag = torch.bmm(att, g_flat).permute(0, 2, 1).contiguous().view(b, c, h, w)
+        b, c, h, w = g.shape
+        ag = torch.bmm(att, g.flatten(2).transpose(1, 2)).transpose(1, 2).reshape(b, c, h, w)
         out = self.w_1(g) - self.w_2(ag)
         if self.generalized:
-            eye = torch.eye(h * w, dtype=x.dtype, device=x.device)
-            cheb = torch.bmm(2 * att - eye, g_flat).permute(0, 2, 1).contiguous()
-            out = out + self.w_3(cheb.view(b, c, h, w))
-        return x + self.bn(out)
+            out = out + self.w_3(2 * ag - g)
+        return x + torch.relu(self.bn(out))
 
 
 class SNLAuthorsHead(FCNHead):
-    """The SNL authors' head: NLHead's structure with their block (attribute name a
-    parameter: not recorded here)."""
+    """The SNL authors' segmentation head: NLHead's structure with their stage
+    (``AuthorsSNLStage``: t, p, ``layers`` of units) between convs[0] and convs[1]; the
+    attribute name of the stage is a parameter (not recorded here)."""
 
-    def __init__(self, reduction=2, generalized=False, block_name='snl_block', **kwargs):
+    def __init__(self, reduction=2, stage_num=1, generalized=False, w2_sign='minus',
+                 block_name='snl_block', **kwargs):
         super().__init__(num_convs=2, **kwargs)
         self.block_name = block_name
-        setattr(self, block_name, SNLAuthorsBlock(self.channels, self.channels // reduction,
-                                                  generalized))
+        c, ci = self.channels, self.channels // reduction
+        stage = AuthorsSNLStage(c, ci, stage_num, generalized)
+        if w2_sign == 'minus':
+            stage.layers = nn.ModuleList(SegmentationSNLUnit(c, ci, generalized)
+                                         for _ in range(stage_num))
+        setattr(self, block_name, stage)
 
     def forward(self, inputs):
         x = self._transform_inputs(inputs)
@@ -282,44 +259,60 @@ class SNLAuthorsHead(FCNHead):
 SNL_ARGS = dict(HEAD_ARGS, concat_input=False)
 
 
-@pytest.mark.parametrize('generalized,block_name', [(False, 'snl_block'), (True, 'snl_block'),
-                                                    (False, 'nl_block')])
-def test_snl_converts_loads_strictly_and_matches(generalized, block_name):
-    reference = randomize(SNLAuthorsHead(generalized=generalized, block_name=block_name,
-                                         **SNL_ARGS))
+def snl_target(generalized=False, stage_num=1):
+    return (GSNLHead if generalized else SNLHead)(
+        stage_num=stage_num, output_relu=True, zero_init_output=False, **SNL_ARGS)
+
+
+@pytest.mark.parametrize('generalized,stage_num,w2_sign,block_name', [
+    (False, 1, 'minus', 'snl_block'), (True, 1, 'minus', 'snl_block'),
+    (True, 3, 'minus', 'nl_block'), (False, 2, 'plus', 'snl_block')])
+def test_snl_converts_loads_strictly_and_matches(generalized, stage_num, w2_sign, block_name):
+    reference = randomize(SNLAuthorsHead(stage_num=stage_num, generalized=generalized,
+                                         w2_sign=w2_sign, block_name=block_name, **SNL_ARGS))
     report = ConversionReport()
-    converted = convert_snl(reference.state_dict(), report=report)
-    target = load_strict((GSNLHead if generalized else SNLHead)(**SNL_ARGS), converted)
+    converted = convert_snl(reference.state_dict(), w2_sign=w2_sign, report=report)
+    target = load_strict(snl_target(generalized, stage_num), converted)
     assert_same_output(reference, target, [feature(2, 16, 5, 6)])
-    assert [k for k, _ in report.changed] == ['snl_block.w2.weight']
-    assert sorted(k for k, _ in report.filled) == [f'snl_block.{n}.bias'
-                                                   for n in ('g', 'phi', 'theta')]
-    assert any(('GSNLHead' if generalized else 'SNLHead') in n for n in report.notes)
+    units = [''] if stage_num == 1 else [f'units.{k}.' for k in range(stage_num)]
+    assert [k for k, _ in report.changed] == (
+        [f'snl_block.{u}w2.weight' for u in units] if w2_sign == 'minus' else [])
+    assert sorted(k for k, _ in report.filled) == sorted(
+        ['snl_block.phi.bias', 'snl_block.theta.bias'] + [f'snl_block.{u}g.bias' for u in units])
+    assert any(f'stage_num={stage_num}' in n and ('GSNLHead' if generalized else 'SNLHead') in n
+               for n in report.notes)
 
 
-def test_snl_w2_sign_plus_copies_w2():
-    reference = randomize(SNLAuthorsHead(**SNL_ARGS))
+def test_snl_unit_list_names_flat_unit_and_bare_stage():
+    reference = randomize(SNLAuthorsHead(stage_num=2, **SNL_ARGS))
     source = reference.state_dict()
-    plus = convert_snl(source, w2_sign='plus')
-    minus = convert_snl(source)
-    torch.testing.assert_close(plus['snl_block.w2.weight'], source['snl_block.w_2.weight'])
-    torch.testing.assert_close(minus['snl_block.w2.weight'], -source['snl_block.w_2.weight'])
+    expected = convert_snl(source)
+    renamed = OrderedDict((k.replace('.layers.', '.stages.'), v) for k, v in source.items())
+    assert list(convert_snl(renamed)) == list(expected)
+    one = randomize(SNLAuthorsHead(**SNL_ARGS)).state_dict()  # one unit, stored flat
+    flat = OrderedDict((k.replace('layers.0.', ''), v) for k, v in one.items())
+    assert set(convert_snl(flat)) == set(convert_snl(one)) == set(snl_target().state_dict())
+    stage = randomize(AuthorsSNLStage(8, 4, 2, generalized=False))
+    from nlseg.models import SpectralNonLocalBlock
+    block = load_strict(SpectralNonLocalBlock(8, norm_cfg=BN, stage_num=2, output_relu=True,
+                                              zero_init_output=False),
+                        convert_snl(stage.state_dict(), w2_sign='plus'))
+    assert_same_output(stage, block, feature(2, 8, 4, 5))
+
+
+def test_snl_w2_sign_and_errors():
+    source = randomize(SNLAuthorsHead(**SNL_ARGS)).state_dict()
+    torch.testing.assert_close(convert_snl(source, w2_sign='plus')['snl_block.w2.weight'],
+                               source['snl_block.layers.0.w_2.weight'])
+    torch.testing.assert_close(convert_snl(source)['snl_block.w2.weight'],
+                               -source['snl_block.layers.0.w_2.weight'])
     with pytest.raises(ValueError, match='w2_sign must be one of'):
         convert_snl(source, w2_sign='minus ')
-
-
-def test_snl_bare_block_and_errors():
-    block = randomize(SNLAuthorsBlock(8, 4))
-    converted = convert_snl(block.state_dict())
-    from nlseg.models import SpectralNonLocalBlock
-    target = load_strict(SpectralNonLocalBlock(8, norm_cfg=BN), converted)
-    assert_same_output(block, target, feature(2, 8, 4, 5))
-    source = block.state_dict()
-    del source['bn.running_var'], source['w_2.weight']
+    del source['snl_block.layers.0.bn.running_var'], source['snl_block.layers.0.w_2.weight']
     with pytest.raises(ConversionError, match=r'missing 2 key') as error:
         convert_snl(source)
-    assert 'bn.running_var' in str(error.value) and 'w_2.weight' in str(error.value)
-    with pytest.raises(ConversionError, match=r'g\.weight.*t\.weight'):
+    assert 'layers.0.bn.running_var' in str(error.value) and 'w_2.weight' in str(error.value)
+    with pytest.raises(ConversionError, match=r't\.weight.*p\.weight.*0\.g\.weight'):
         convert_snl({'conv_seg.weight': torch.zeros(3, 8, 1, 1)})
 
 
@@ -504,8 +497,9 @@ def _sources():
     return {
         'arnlb2nlseg.py': (lambda: arnlb_reference().state_dict(),
                            lambda: ARNLHead(**HEAD_ARGS)),
-        'snl2nlseg.py': (lambda: randomize(SNLAuthorsHead(generalized=True, **SNL_ARGS))
-                         .state_dict(), lambda: GSNLHead(**SNL_ARGS)),
+        'snl2nlseg.py': (lambda: randomize(SNLAuthorsHead(generalized=True, stage_num=2,
+                                                          **SNL_ARGS)).state_dict(),
+                         lambda: snl_target(generalized=True, stage_num=2)),
         'lightham2nlseg.py': (
             lambda: randomize(LightHamHead(**ham_args(in_channels=[8], in_index=[0])))
             .state_dict(),

@@ -111,7 +111,7 @@ def convert_arnlb(state_dict: Mapping[str, Tensor], *, report: Optional[Conversi
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    return run_converter(convert_arnlb, __doc__.splitlines()[0], argv)
+    return run_converter(convert_arnlb, __doc__, argv)
 
 
 if __name__ == '__main__':

@@ -78,7 +78,7 @@ def convert_hamburger_v1(state_dict: Mapping[str, Tensor], *,
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    return run_converter(convert_hamburger_v1, __doc__.splitlines()[0], argv)
+    return run_converter(convert_hamburger_v1, __doc__, argv)
 
 
 if __name__ == '__main__':

@@ -102,7 +102,7 @@ def convert_lightham(state_dict: Mapping[str, Tensor], *,
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    return run_converter(convert_lightham, __doc__.splitlines()[0], argv)
+    return run_converter(convert_lightham, __doc__, argv)
 
 
 if __name__ == '__main__':

@@ -52,7 +52,7 @@ def convert_seg_mm_hamhead(state_dict: Mapping[str, Tensor], *,
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    return run_converter(convert_seg_mm_hamhead, __doc__.splitlines()[0], argv)
+    return run_converter(convert_seg_mm_hamhead, __doc__, argv)
 
 
 if __name__ == '__main__':

@@ -380,13 +380,14 @@ def save_checkpoint(path: str, state_dict: Mapping[str, Tensor], wrapper: Option
         raise
 
 
-def run_converter(convert: Callable[..., 'OrderedDict[str, Tensor]'], description: str,
+def run_converter(convert: Callable[..., 'OrderedDict[str, Tensor]'], doc: str,
                   argv: Optional[Sequence[str]] = None,
                   add_arguments: Optional[Callable[[argparse.ArgumentParser], None]] = None,
                   convert_kwargs: Optional[Callable[[argparse.Namespace], dict]] = None
                   ) -> int:
     """The command line of every converter: ``SRC DST [--drop-unknown] [--unsafe-load]``
-    plus the converter's own options (``add_arguments``, passed on by ``convert_kwargs``).
+    plus the converter's own options (``add_arguments``, passed on by ``convert_kwargs``);
+    ``doc`` is the script's docstring, whose first paragraph is the ``--help`` description.
 
     Loads SRC (:func:`load_checkpoint`), takes its state_dict (:func:`split_state_dict`),
     converts it with ``convert(state_dict, report=..., drop_unknown=..., **kwargs)``, prints
@@ -395,6 +396,7 @@ def run_converter(convert: Callable[..., 'OrderedDict[str, Tensor]'], descriptio
     order no longer matches, are left out and named). Returns the exit status: 0, or 1 after
     printing ``error: ...`` for a :class:`ConversionError`.
     """
+    description = ' '.join(doc.strip().split('\n\n')[0].split()).replace('``', '')
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument('src', help='source checkpoint (.pth)')
     parser.add_argument('dst', help='where to write the converted checkpoint')
