@@ -539,3 +539,23 @@ def test_bf16_autocast_large_inputs_finite(name):
     assert torch.isfinite(out).all()
     out.float().square().mean().backward()
     assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize('cls,kwargs', [
+    (GSNLHead, dict(stage_num=2, output_relu=True, zero_init_output=False)),
+    (SNLHead, dict(stage_num=3, zero_init_output=False)),
+    (NSHead, dict(mode='symmetric_relu_dot', zero_init_output=False)),
+    (NSHead, dict(mode='symmetric_embedded_gaussian', zero_init_output=False)),
+], ids=['gsnl-stage-relu', 'snl-stage', 'ns-relu-dot', 'ns-symmetric-gaussian'])
+def test_heads_train_every_unit(cls, kwargs):
+    """One training step of the head: every unit's own weights and the shared embedding get a
+    gradient (the open gate passes it through the ReLU and every unit)."""
+    torch.manual_seed(0)
+    head = cls(in_channels=6, channels=C, num_classes=3, norm_cfg=BN, **kwargs).train()
+    head([torch.randn(2, 6, 6, 5)]).square().mean().backward()
+    block = head.context_block
+    grads = {n: p.grad for n, p in block.named_parameters()}
+    assert all(g is not None and g.abs().sum() > 0 for n, g in grads.items()
+               if n.startswith(('theta.', 'phi.')) or '.g.' in n or n.startswith('g.')), grads
+    units = [k.split('.')[1] for k in grads if k.startswith('units.')]
+    assert len(set(units)) == kwargs.get('stage_num', 2)
