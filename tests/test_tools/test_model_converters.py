@@ -5,8 +5,9 @@ from the command line.
 
 The sources that are not installed (the ARNLB authors' ARNLHead, the SNL authors' head,
 Enjoy-Hamburger's HamburgerV1 and seg_mm HamHead) are re-implemented below, minimally, with
-their key layouts and forwards (the SNL authors' stage and unit are those of
-tests/test_models/test_snl_ns_variants.py); mmseg's LightHamHead is the installed one.
+their key layouts and forwards (the blocks of the ARNLB and SNL authors are the references
+of tests/test_models/test_non_local_api.py and test_snl_ns_variants.py); mmseg's
+LightHamHead is the installed one.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from mmseg.models.decode_heads.ham_head import Hamburger as MMSegHamburger
 
 from nlseg.models import CD2D, VQ2D, ARNLHead, GSNLHead, Hamburger, HamburgerHead, SNLHead
 from tests.helpers import tool_env
+from tests.test_models.test_non_local_api import AuthorsStyleARNL
 from tests.test_models.test_snl_ns_variants import AuthorsSNLStage, AuthorsSNLUnit
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -80,55 +82,19 @@ def assert_same_output(reference: nn.Module, target: nn.Module, inputs) -> None:
 
 
 # =============================================================== ARNLB authors' ARNLHead
-class ARNLBNewNonLocal2d(nn.Module):
-    """The ARNLB authors' ``NewNonLocal2d`` (embedded_gaussian): mmcv ``NonLocal2d``'s
-    ConvModules g/theta/phi/conv_out and a 3x3 conv C -> 1 giving lambda;
-    A = softmax_j(lambda_i theta_i . phi_j) (no 1/sqrt(C') scale: use_scale False),
-    Y = X + conv_out(A g). Fixed crash bugs: phi is not permuted before the matmul (the
-    authors' permute only fits when HW == C'), no ``.cuda()``. The lambda conv's attribute
-    name is a parameter (the authors' name is not recorded here)."""
-
-    def __init__(self, in_channels, reduction=2, use_scale=False, conv_cfg=None,
-                 norm_cfg=None, mode='embedded_gaussian', temperature=0.05,
-                 lambda_name='lambda_x'):
-        super().__init__()
-        self.inter_channels = max(in_channels // reduction, 1)
-        self.use_scale = use_scale
-        self.temperature = temperature  # unused, as in the authors' code
-        self.lambda_name = lambda_name
-        ci = self.inter_channels
-        self.g = ConvModule(in_channels, ci, 1, conv_cfg=conv_cfg, act_cfg=None)
-        self.conv_out = ConvModule(ci, in_channels, 1, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
-                                   act_cfg=None)
-        self.theta = ConvModule(in_channels, ci, 1, conv_cfg=conv_cfg, act_cfg=None)
-        self.phi = ConvModule(in_channels, ci, 1, conv_cfg=conv_cfg, act_cfg=None)
-        setattr(self, lambda_name, nn.Conv2d(in_channels, 1, 3, padding=1))
-
-    def forward(self, x):
-        n = x.size(0)
-        g_x = self.g(x).view(n, self.inter_channels, -1).permute(0, 2, 1)
-        theta_x = self.theta(x).view(n, self.inter_channels, -1).permute(0, 2, 1)
-        phi_x = self.phi(x).view(n, self.inter_channels, -1)
-        pairwise_weight = torch.matmul(theta_x, phi_x)
-        if self.use_scale:
-            pairwise_weight = pairwise_weight / theta_x.shape[-1] ** 0.5
-        lam = getattr(self, self.lambda_name)(x).view(n, -1, 1)
-        pairwise_weight = (lam * pairwise_weight).softmax(dim=-1)
-        y = torch.matmul(pairwise_weight, g_x).permute(0, 2, 1).contiguous()
-        y = y.reshape(n, self.inter_channels, *x.size()[2:])
-        return x + self.conv_out(y)
-
-
 class ARNLBHead(FCNHead):
-    """The ARNLB authors' ``ARNLHead``: NLHead's structure with ``self.non_blocak``."""
+    """The ARNLB authors' ``ARNLHead``: NLHead's structure with their ``NewNonLocal2d``
+    under the misspelt ``self.non_blocak``. The block is ``AuthorsStyleARNL`` (mmcv's
+    NonLocal2d plus the 3x3 lambda conv, written with phi as mmcv lays it out: the authors'
+    permute, a crash bug, left out; no ``.cuda()``)."""
 
     def __init__(self, reduction=2, use_scale=False, mode='embedded_gaussian',
-                 temperature=0.05, lambda_name='lambda_x', **kwargs):
+                 temperature=0.05, **kwargs):
         super().__init__(num_convs=2, **kwargs)
-        self.non_blocak = ARNLBNewNonLocal2d(
-            self.channels, reduction=reduction, use_scale=use_scale, conv_cfg=self.conv_cfg,
-            norm_cfg=self.norm_cfg, mode=mode, temperature=temperature,
-            lambda_name=lambda_name)
+        self.temperature = temperature  # unused, as in the authors' code
+        self.non_blocak = AuthorsStyleARNL(self.channels, reduction=reduction,
+                                           use_scale=use_scale, conv_cfg=self.conv_cfg,
+                                           norm_cfg=self.norm_cfg, mode=mode)
 
     def forward(self, inputs):
         x = self._transform_inputs(inputs)
@@ -143,20 +109,29 @@ class ARNLBHead(FCNHead):
 HEAD_ARGS = dict(in_channels=16, channels=8, num_classes=3, norm_cfg=BN, dropout_ratio=0.1)
 
 
-def arnlb_reference(lambda_name='lambda_x', seed=0):
-    return randomize(ARNLBHead(lambda_name=lambda_name, **HEAD_ARGS), seed)
+def arnlb_reference(mode='embedded_gaussian', seed=0):
+    return randomize(ARNLBHead(mode=mode, **HEAD_ARGS), seed)
 
 
-@pytest.mark.parametrize('lambda_name', ['lambda_x', 'conv_lambda'])
-def test_arnlb_converts_loads_strictly_and_matches(lambda_name):
-    reference = arnlb_reference(lambda_name)
-    assert 'non_blocak.g.conv.weight' in reference.state_dict()
+def renamed(state_dict, old, new):
+    return OrderedDict((k.replace(old, new), v) for k, v in state_dict.items())
+
+
+@pytest.mark.parametrize('mode,lambda_name', [('embedded_gaussian', 'lambda_x'),
+                                              ('embedded_gaussian', 'conv_lambda'),
+                                              ('gaussian', 'lambda_x')])
+def test_arnlb_converts_loads_strictly_and_matches(mode, lambda_name):
+    reference = arnlb_reference(mode)
+    # the lambda conv's name is not recorded: the converter finds it by its shape
+    source = renamed(reference.state_dict(), '.lambda_x.', f'.{lambda_name}.')
+    assert 'non_blocak.g.conv.weight' in source
     report = ConversionReport()
-    converted = convert_arnlb(reference.state_dict(), report=report)
-    target = load_strict(ARNLHead(**HEAD_ARGS), converted)
+    converted = convert_arnlb(source, report=report)
+    target = load_strict(ARNLHead(mode=mode, **HEAD_ARGS), converted)
     assert_same_output(reference, target, [feature(2, 16, 5, 6)])
     assert dict(report.renamed)[f'non_blocak.{lambda_name}.weight'] == 'nl_block.lambda_x.weight'
-    assert not report.kept and not report.dropped
+    assert not report.kept and not report.dropped and not report.filled
+    assert (mode == 'gaussian') == any("mode='gaussian'" in n for n in report.notes)
 
 
 def test_arnlb_lambda_without_bias_gets_zero_bias():
@@ -287,10 +262,9 @@ def test_snl_unit_list_names_flat_unit_and_bare_stage():
     reference = randomize(SNLAuthorsHead(stage_num=2, **SNL_ARGS))
     source = reference.state_dict()
     expected = convert_snl(source)
-    renamed = OrderedDict((k.replace('.layers.', '.stages.'), v) for k, v in source.items())
-    assert list(convert_snl(renamed)) == list(expected)
-    one = randomize(SNLAuthorsHead(**SNL_ARGS)).state_dict()  # one unit, stored flat
-    flat = OrderedDict((k.replace('layers.0.', ''), v) for k, v in one.items())
+    assert list(convert_snl(renamed(source, '.layers.', '.stages.'))) == list(expected)
+    one = randomize(SNLAuthorsHead(**SNL_ARGS)).state_dict()
+    flat = renamed(one, 'layers.0.', '')  # the one unit stored beside t and p
     assert set(convert_snl(flat)) == set(convert_snl(one)) == set(snl_target().state_dict())
     stage = randomize(AuthorsSNLStage(8, 4, 2, generalized=False))
     from nlseg.models import SpectralNonLocalBlock
