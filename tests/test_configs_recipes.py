@@ -10,6 +10,7 @@ epochs), and it must build its model with ``pretrained=None``; a few of them als
 from __future__ import annotations
 
 import copy
+import functools
 import glob
 import math
 import os.path as osp
@@ -136,7 +137,9 @@ IDS = [osp.basename(r['config'])[:-3] for r in RECIPES]
 NAME = re.compile(r'_(\d+)xb(\d+)-(\d+)(k|e)_')
 
 
+@functools.lru_cache(maxsize=None)
 def load(rel: str):
+    """The loaded config (cached: the tests only read it; model dicts are copied)."""
     from mmengine.config import Config
     return Config.fromfile(osp.join(ROOT, rel))
 
@@ -333,7 +336,8 @@ def test_recipe_builds(recipe):
     assert model.with_auxiliary_head == recipe['aux']
     if recipe['insert'] is not None:
         backbone = model.backbone
-        (name,) = [n for n, _ in backbone.named_modules() if 'insert_before_' in n]
+        (name,) = [n for n, _ in backbone.named_modules()
+                   if re.fullmatch(r'layer\d\.insert_(before|after)_\d+', n)]
         # res4 of ResNet-50 has 6 residual blocks: the block goes before block 5
         assert name == 'layer3.insert_before_5'
         block = backbone.get_submodule(name)
