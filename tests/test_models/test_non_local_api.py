@@ -12,7 +12,7 @@ from mmcv.cnn import NonLocal2d
 import nlseg.ops.impl_choice as impl_choice
 from nlseg.models import AdaptiveNonLocalBlock, ARNLHead, NonLocalBase, NonLocalBlock, \
     NonLocalStage, SpectralNonLocalBlock
-from nlseg.ops.impl_choice import choose_impl, parse_crossover_table
+from nlseg.ops.impl_choice import CrossoverRow, choose_impl
 from tests.test_models.test_non_local_blocks import BLOCKS, C, build, randomize, x_input
 
 BN = dict(type='BN')
@@ -91,14 +91,13 @@ def test_every_block_is_a_non_local_base():
 
 
 # ------------------------------------------------------------------------ impl='auto'
-def _table(crossover: int):
-    """A crossover table with N* = ``crossover`` for every kernel, both passes, on the CPU at
-    this process's thread count."""
-    threads = torch.get_num_threads()
-    lines = ['device threads kernel forward@4 train@4 forward@64 train@64']
-    lines += [f'cpu {threads} {k} {crossover} {crossover} {crossover} {crossover}'
-              for k in impl_choice.KERNELS]
-    return parse_crossover_table('\n'.join(lines))
+def _table(forward: float, train: float = None, kernels=impl_choice.KERNELS):
+    """Crossover rows with N* = ``forward`` (inference) and ``train`` (default: the same) at
+    C' = 4 and 64 for ``kernels``, on the CPU at this process's thread count."""
+    train = forward if train is None else train
+    return [CrossoverRow('cpu', torch.get_num_threads(), k,
+                         {'forward': {4: forward, 64: forward}, 'train': {4: train, 64: train}})
+            for k in kernels]
 
 
 @pytest.mark.parametrize('name', list(BLOCKS))
@@ -117,10 +116,7 @@ def test_auto_follows_the_measured_table(name, monkeypatch):
 
 
 def test_auto_uses_the_training_row_when_autograd_records(monkeypatch):
-    rows = parse_crossover_table(
-        'device threads kernel forward@4 train@4\n'
-        f'cpu {torch.get_num_threads()} softmax 100 2')
-    monkeypatch.setattr(impl_choice, '_PARSED', rows)
+    monkeypatch.setattr(impl_choice, '_PARSED', _table(100, 2, kernels=['softmax']))
     block = NonLocalBlock(C)
     x = torch.randn(1, C, 4, 4)
     assert block.impl_for(16, 16, 4, x) == 'efficient'  # parameters require grad: train row
