@@ -334,6 +334,24 @@ def test_lightham_converts_loads_strictly_and_matches(fixed_mmseg_bases):
     assert_same_output(reference, target, inputs)
 
 
+def test_lightham_fixed_bases_buffer_is_carried_over():
+    """rand_init=False: mmseg registers ham.bases lazily at the first forward; the converted
+    buffer makes both heads use the same bases with no patching."""
+    levels = dict(in_channels=[8], in_index=[0])
+    ham_kwargs = dict(MD_R=4, rand_init=False)
+    reference = LightHamHead(**ham_args(**levels) | dict(ham_kwargs=ham_kwargs))
+    reference.eval()([feature(1, 8, 4, 4).float().relu()])  # registers ham.bases (float32)
+    randomize(reference)
+    reference.hamburger.ham.bases.abs_()  # NMF bases are non-negative
+    report = ConversionReport()
+    converted = convert_lightham(reference.state_dict(), report=report)
+    assert converted['hamburger.ham.bases'].shape == (1, 16, 4)
+    assert any('rand_init=False' in note for note in report.notes)
+    target = load_strict(HamburgerHead(trailing_relu=True, **ham_args(**levels) | dict(
+        ham_kwargs=ham_kwargs)), converted)
+    assert_same_output(reference, target, [feature(2, 8, 6, 6).relu()])
+
+
 def test_lightham_refuses_3x3_and_names_the_other_converter(fixed_mmseg_bases):
     source = randomize(SegMMHamHead(**ham_args(in_channels=8))).state_dict()
     with pytest.raises(ConversionError, match=r'3x3 kernel.*seg_mm_hamhead2nlseg\.py'):
