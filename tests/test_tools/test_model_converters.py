@@ -82,11 +82,27 @@ def assert_same_output(reference: nn.Module, target: nn.Module, inputs) -> None:
 
 
 # =============================================================== ARNLB authors' ARNLHead
-class ARNLBHead(FCNHead):
+class AuthorsNLStyleHead(FCNHead):
+    """mmseg NLHead's forward (which both authors' heads copy) with the context block under
+    the attribute ``self.block_name``."""
+
+    block_name = 'nl_block'
+
+    def forward(self, inputs):
+        x = self._transform_inputs(inputs)
+        output = self.convs[1](getattr(self, self.block_name)(self.convs[0](x)))
+        if self.concat_input:
+            output = self.conv_cat(torch.cat([x, output], dim=1))
+        return self.cls_seg(output)
+
+
+class ARNLBHead(AuthorsNLStyleHead):
     """The ARNLB authors' ``ARNLHead``: NLHead's structure with their ``NewNonLocal2d``
     under the misspelt ``self.non_blocak``. The block is ``AuthorsStyleARNL`` (mmcv's
     NonLocal2d plus the 3x3 lambda conv, written with phi as mmcv lays it out: the authors'
     permute, a crash bug, left out; no ``.cuda()``)."""
+
+    block_name = 'non_blocak'
 
     def __init__(self, reduction=2, use_scale=False, mode='embedded_gaussian',
                  temperature=0.05, **kwargs):
@@ -95,15 +111,6 @@ class ARNLBHead(FCNHead):
         self.non_blocak = AuthorsStyleARNL(self.channels, reduction=reduction,
                                            use_scale=use_scale, conv_cfg=self.conv_cfg,
                                            norm_cfg=self.norm_cfg, mode=mode)
-
-    def forward(self, inputs):
-        x = self._transform_inputs(inputs)
-        output = self.convs[0](x)
-        output = self.non_blocak(output)
-        output = self.convs[1](output)
-        if self.concat_input:
-            output = self.conv_cat(torch.cat([x, output], dim=1))
-        return self.cls_seg(output)
 
 
 HEAD_ARGS = dict(in_channels=16, channels=8, num_classes=3, norm_cfg=BN, dropout_ratio=0.1)
@@ -205,7 +212,7 @@ class SegmentationSNLUnit(AuthorsSNLUnit):
         return x + torch.relu(self.bn(out))
 
 
-class SNLAuthorsHead(FCNHead):
+class SNLAuthorsHead(AuthorsNLStyleHead):
     """The SNL authors' segmentation head: NLHead's structure with their stage
     (``AuthorsSNLStage``: t, p, ``layers`` of units) between convs[0] and convs[1]; the
     attribute name of the stage is a parameter (not recorded here)."""
@@ -220,15 +227,6 @@ class SNLAuthorsHead(FCNHead):
             stage.layers = nn.ModuleList(SegmentationSNLUnit(c, ci, generalized)
                                          for _ in range(stage_num))
         setattr(self, block_name, stage)
-
-    def forward(self, inputs):
-        x = self._transform_inputs(inputs)
-        output = self.convs[0](x)
-        output = getattr(self, self.block_name)(output)
-        output = self.convs[1](output)
-        if self.concat_input:
-            output = self.conv_cat(torch.cat([x, output], dim=1))
-        return self.cls_seg(output)
 
 
 SNL_ARGS = dict(HEAD_ARGS, concat_input=False)
