@@ -170,7 +170,7 @@ def test_head_predict_in_encoder_decoder(mmseg_scope):
 
 def test_head_bad_input():
     with pytest.raises(ValueError, match='graph_source'):
-        build(nltv_head_cfg(graph_source='image'))
+        build(nltv_head_cfg(graph_source='pixels'))
     with pytest.raises(ValueError, match='grad'):
         build(nltv_head_cfg(nltv=dict(grad='implicit')))
     with pytest.raises(ValueError, match='feature_module'):

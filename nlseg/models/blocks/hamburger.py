@@ -165,8 +165,8 @@ class Hamburger(nn.Module):
             return 'the upper bread is not a plain 1x1 nn.Conv2d'
         skipped = [self.ham, upper, conv]
         if upper.with_norm:
-            norms = _PLAIN_BATCH_NORMS + ((nn.SyncBatchNorm,) if structural else ())
-            if type(upper.norm) not in norms:
+            reverted = structural and isinstance(upper.norm, nn.SyncBatchNorm)
+            if type(upper.norm) not in _PLAIN_BATCH_NORMS and not reverted:
                 return (f'its norm is {type(upper.norm).__name__}, not a plain batch norm '
                         f'(BN, BN2d, or SyncBN in a single process)')
             if upper.order.index('norm') < upper.order.index('conv'):
