@@ -509,3 +509,31 @@ def test_recipe_doc_links_resolve(doc):
     assert links
     for link in links:
         assert osp.exists(osp.normpath(osp.join(ROOT, osp.dirname(doc), link))), link
+
+
+@pytest.mark.parametrize('recipe', RECIPES, ids=IDS)
+def test_recipe_lr_schedule(recipe):
+    """The built optimiser and scheduler give the paper's learning rate over the run: poly
+    (1 - t / T)^0.9 from lr (to 0 where the paper's formula ends there), or a fixed rate."""
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import PARAM_SCHEDULERS
+    cfg = load(recipe['config'])
+    model = torch.nn.Linear(2, 2)
+    wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper.to_dict()))
+    (scheduler_cfg,) = copy.deepcopy(cfg.param_scheduler)
+    scheduler = PARAM_SCHEDULERS.build(dict(scheduler_cfg, optimizer=wrapper))
+    total = recipe['iters']
+    _, power, eta_min = recipe['policy']
+    lrs = {}
+    for t in range(total):
+        if t in (0, total // 2, total - 1):
+            lrs[t] = wrapper.optimizer.param_groups[0]['lr']
+        scheduler.step()
+    lr = recipe['lr']
+    if power is None:
+        assert lrs == {0: lr, total // 2: lr, total - 1: lr}
+    else:
+        # mmengine's PolyLR reaches eta_min at the last iteration: T - 1 in the formula
+        for t, value in lrs.items():
+            expected = (lr - eta_min) * (1 - t / (total - 1)) ** power + eta_min
+            assert value == pytest.approx(expected, rel=1e-4, abs=1e-9), t
