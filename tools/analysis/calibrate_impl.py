@@ -204,6 +204,26 @@ def machine_text(threads: list[int]) -> str:
             f'{torch.__version__}, threads {"/".join(map(str, threads))}')
 
 
+def contention_probe(runs: int = 200) -> float:
+    """Median microseconds of a 64 x 64 float32 matrix product at the current thread count:
+    on an idle machine about the same for 1 and 2 threads; many times more for 2 threads
+    when other processes occupy the cores (each parallel region then waits for a thread
+    that is not scheduled), which makes that thread count's table unreliable."""
+    a = torch.randn(64, 64)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        torch.mm(a, a)
+        times.append(time.perf_counter() - start)
+    return 1e6 * statistics.median(times)
+
+
+def oversubscribed(probe: float, single_thread_probe: float) -> bool:
+    """True when the multi-threaded probe is over 10x (and 100 us) slower than on one
+    thread: other processes hold the cores."""
+    return probe > max(10 * single_thread_probe, single_thread_probe + 100)
+
+
 def _load_average() -> str:
     """The 1-minute load average (other processes sharing the cores), or '?'."""
     try:
@@ -273,6 +293,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument('--cell-seconds', type=float, default=1.0,
                    help='time budget of one (path, size) cell: fewer repeats (>= 3) beyond')
     p.add_argument('--ns-units', type=int, default=2, help="units of the 'ns_stage' kernel")
+    p.add_argument('--force-threads', action='store_true',
+                   help='measure a thread count > 1 even when the contention probe says the '
+                        'cores are oversubscribed (default: skip it, say so in the note)')
     p.add_argument('--full', action='store_true',
                    help='measure every size (no stop after the crossover)')
     p.add_argument('--write', action='store_true', help='rewrite the table in impl_choice.py')
@@ -286,28 +309,48 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     return args
 
 
+def measure_thread_count(n_threads: int, args: argparse.Namespace) -> list[CrossoverRow]:
+    """One row per kernel of ``args.kernels`` at ``n_threads`` threads (set by the caller),
+    printing every series."""
+    rows = []
+    for kernel in args.kernels:
+        crossovers: dict[str, dict[int, float]] = {}
+        for pass_name in args.passes:
+            for channels in args.channels:
+                series_start = time.perf_counter()
+                series, n_star = measure_series(kernel, pass_name == 'train', channels, args)
+                n_star = float(round(n_star))  # the table holds whole sizes
+                crossovers.setdefault(pass_name, {})[channels] = n_star
+                cells = '  '.join(f'{n}:{d:.3g}/{e:.3g}={r:.2f}' for n, d, e, r in series)
+                print(f'threads={n_threads} {kernel:<13} {pass_name:<7} C\'={channels:<4} '
+                      f'N*={n_star:<6.0f} ({time.perf_counter() - series_start:.1f} s) '
+                      f'[N:ms dense/ms efficient=ratio] {cells}', flush=True)
+        rows.append(CrossoverRow('cpu', n_threads, kernel, crossovers))
+    return rows
+
+
 def main(argv: Optional[list[str]] = None) -> list[CrossoverRow]:
     args = parse_args(argv)
     threads = sorted({1, args.threads})
     started = time.perf_counter()
     load_before = _load_average()
     rows: list[CrossoverRow] = []
+    probes, skipped, single_thread_probe = [], [], None
     for n_threads in threads:
         torch.set_num_threads(n_threads)
-        for kernel in args.kernels:
-            crossovers: dict[str, dict[int, float]] = {}
-            for pass_name in args.passes:
-                for channels in args.channels:
-                    series_start = time.perf_counter()
-                    series, n_star = measure_series(kernel, pass_name == 'train', channels,
-                                                    args)
-                    n_star = float(round(n_star))  # the table holds whole sizes
-                    crossovers.setdefault(pass_name, {})[channels] = n_star
-                    cells = '  '.join(f'{n}:{d:.3g}/{e:.3g}={r:.2f}' for n, d, e, r in series)
-                    print(f'threads={n_threads} {kernel:<13} {pass_name:<7} C\'={channels:<4} '
-                          f'N*={n_star:<6.0f} ({time.perf_counter() - series_start:.1f} s) '
-                          f'[N:ms dense/ms efficient=ratio] {cells}', flush=True)
-            rows.append(CrossoverRow('cpu', n_threads, kernel, crossovers))
+        probe = contention_probe()
+        probes.append(f'{probe:.0f} us at {n_threads} thread(s)')
+        print(f'threads={n_threads}: 64x64 matmul {probe:.0f} us (contention probe)', flush=True)
+        if n_threads == 1:
+            single_thread_probe = probe
+        elif oversubscribed(probe, single_thread_probe) and not args.force_threads:
+            print(f'threads={n_threads}: SKIPPED, the cores are oversubscribed (the 64x64 matmul '
+                  f'takes {probe:.0f} us against {single_thread_probe:.0f} us on one thread: '
+                  'its timings would measure the scheduler; --force-threads measures anyway)',
+                  flush=True)
+            skipped.append(n_threads)
+            continue
+        rows += measure_thread_count(n_threads, args)
     elapsed = time.perf_counter() - started
     command = ' '.join(['OMP_NUM_THREADS=' + os.environ['OMP_NUM_THREADS']]
                        if 'OMP_NUM_THREADS' in os.environ else [])
@@ -315,11 +358,14 @@ def main(argv: Optional[list[str]] = None) -> list[CrossoverRow]:
                + shlex.join(argv if argv is not None else sys.argv[1:])).strip()
     measured_on = {
         'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
-        'machine': machine_text(threads),
+        'machine': machine_text([t for t in threads if t not in skipped]),
         'command': command,
         'note': (f'batch {args.batch}, float32, median of up to {args.repeats} runs, '
                  f'ns_stage with {args.ns_units} units, {elapsed:.0f} s, load average '
-                 f'{load_before} before and {_load_average()} after'
+                 f'{load_before} before and {_load_average()} after, 64x64 matmul '
+                 + ', '.join(probes)
+                 + (f'; {"/".join(map(str, skipped))} threads not measured: cores '
+                    'oversubscribed (contention probe)' if skipped else '')
                  + (f'; {args.note}' if args.note else '')),
     }
     print(f'\nN* (dense faster up to N = M = N*), measured in {elapsed:.0f} s:')
