@@ -498,6 +498,8 @@ def test_recipe_is_documented(recipe):
         assert f'(./{name})' in published
     assert f'(./{name})' in recipes
     assert 'Differences from the paper' in recipes
+    if recipe['assumed']:  # what the paper leaves unstated is said to be assumed
+        assert 'assumed' in recipes
     assert f'(../{rel})' in open(osp.join(ROOT, 'docs', 'recipes.md')).read()
 
 
