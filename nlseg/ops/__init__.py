@@ -8,3 +8,4 @@ from .graph_operators import *  # noqa: F401,F403
 from .knn_graph import *  # noqa: F401,F403
 from .low_rank_projection import *  # noqa: F401,F403
 from .nltv_softmax import *  # noqa: F401,F403
+from .symmetric_kernel import *  # noqa: F401,F403
