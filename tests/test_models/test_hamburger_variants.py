@@ -177,6 +177,11 @@ def test_without_upper_bread(ham_type):
     torch.testing.assert_close(only(x), F.relu(x + only.ham(ham_in)), rtol=0, atol=0)
 
 
+def test_conv_cfg_without_breads_warns():
+    with pytest.warns(UserWarning, match=r'conv_cfg=.* has no effect without both breads'):
+        Hamburger(8, 8, conv_cfg=dict(type='Conv2d'), lower_bread=False, upper_bread=False)
+
+
 def test_bread_ablations_train_and_backpropagate():
     for kw in (dict(lower_bread=False), dict(upper_bread=False)):
         block = Hamburger(8, 8, 'NMF', dict(MD_R=3), norm_cfg=BN, **kw).train()

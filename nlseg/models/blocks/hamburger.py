@@ -109,6 +109,10 @@ class Hamburger(nn.Module):
                     f'{which}_bread=False needs ham_channels == in_channels (without the '
                     f'{which} bread {why} directly), got ham_channels={ham_channels}, '
                     f'in_channels={in_channels}')
+        if conv_cfg is not None and not lower_bread and not upper_bread:
+            warnings.warn(f'Hamburger: conv_cfg={conv_cfg!r} has no effect without both breads '
+                          f'(lower_bread=False, upper_bread=False: there is no conv)',
+                          UserWarning, stacklevel=2)
         if impl == 'efficient' and not upper_bread:
             raise ValueError("impl='efficient' applies the upper bread to the ham's factors: "
                              "it needs upper_bread=True (use impl='auto' or 'dense')")
