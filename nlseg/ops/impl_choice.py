@@ -79,26 +79,22 @@ DENSE_AFFINITY_LIMIT_BYTES = 64 * 2 ** 20
 
 # --- BEGIN MEASURED TABLE (rewritten by tools/analysis/calibrate_impl.py --write) ---
 MEASURED_ON = {
-    'date': '2026-12-02 15:56 UTC',
-    'machine': 'Intel(R) Xeon(R) Processor, 2 logical cores, Linux, torch 2.13.0+cpu, threads 1/2',
+    'date': '2026-12-02 15:59 UTC',
+    'machine': 'Intel(R) Xeon(R) Processor, 2 logical cores, Linux, torch 2.13.0+cpu, threads 1',
     'command': ('OMP_NUM_THREADS=2 python tools/analysis/calibrate_impl.py --write --note '
                 "'2-core machine shared with other engineers jobs'"),
-    'note': ('batch 1, float32, median of up to 9 runs, ns_stage with 2 units, 637 s, load '
-             'average 5.2 before and 9.3 after, 64x64 matmul 4 us at 1 thread(s), 27960 us at 2 '
-             'thread(s); 2-core machine shared with other engineers jobs'),
+    'note': ('batch 1, float32, median of up to 9 runs, ns_stage with 2 units, 110 s, load '
+             'average 6.5 before and 5.9 after, 64x64 matmul 4 us at 1 thread(s), 15986 us at 2 '
+             'thread(s); 2 threads not measured: cores oversubscribed (contention probe); 2-core '
+             'machine shared with other engineers jobs'),
 }
 CROSSOVER_TABLE = """
 device threads kernel        fwd@32 fwd@64 fwd@128 fwd@256 train@32 train@64 train@128 train@256
-cpu    1       softmax       69     0      245     0       1300     2114     2717      3362
-cpu    1       dot_product   0      0      87      204     0        21       106       418
-cpu    1       concatenation 255    280    259     1189    3266     3492     2345      4096
-cpu    1       relu_dot      128    128    180     487     170      222      255       563
-cpu    1       ns_stage      396    907    2507    3587    4096     4096     4096      4096
-cpu    2       softmax       0      0      0       0       0        0        0         67
-cpu    2       dot_product   0      0      58      213     29       79       90        35
-cpu    2       concatenation 72     169    40      4096    4096     56       4096      4096
-cpu    2       relu_dot      319    121    186     622     1082     287      1228      2057
-cpu    2       ns_stage      0      0      0       0       4096     4096     0         4096
+cpu    1       softmax       35     0      0       0       604      1658     2323      4096
+cpu    1       dot_product   0      0      71      257     0        41       95        143
+cpu    1       concatenation 347    97     190     245     3092     3310     4096      762
+cpu    1       relu_dot      85     141    203     440     145      144      153       605
+cpu    1       ns_stage      446    1035   890     2625    3202     4096     4096      4096
 """
 # --- END MEASURED TABLE ---
 

@@ -225,6 +225,17 @@ def test_format_parse_round_trip():
 
 
 # ----------------------------------------------------------------------------- the tool
+def test_check_table_compares_the_picked_path_with_the_faster(monkeypatch):
+    monkeypatch.setattr(impl_choice, '_PARSED', TABLE)
+    # softmax forward C'=32, 1 thread: N* = 100 -> dense at 64, efficient at 128
+    cells = [(1, 'softmax', 'forward', 32, 64, 1.0, 2.0),     # dense picked, dense faster
+             (1, 'softmax', 'forward', 32, 128, 1.0, 3.0)]    # efficient picked: 3x
+    text = calibrate.check_table(cells)
+    assert 'in 50% of cells, mean time 2.000x the faster, worst 3.00x' in text
+    assert 'always efficient: within 10% of the faster path in 0% of cells, mean time ' \
+           '2.500x' in text
+
+
 def test_oversubscribed_cores_are_detected():
     assert not calibrate.oversubscribed(6.0, 4.0)          # idle: about the same
     assert not calibrate.oversubscribed(90.0, 4.0)         # under 100 us more

@@ -9,12 +9,20 @@ paths' runs interleaved), all in this one process. A series stops once the effic
 was faster at two consecutive sizes (the crossover is then fixed, see the impl_choice
 docstring; ``--full`` measures every size). Takes 2-5 minutes on a 2-core machine.
 
+A thread count above 1 is skipped (and the skip recorded in the table's note) when a
+contention probe, a 64 x 64 matrix product, runs over 10x slower there than on one thread:
+other processes then hold the cores and every parallel region waits for a descheduled
+thread, so the timings would measure the scheduler (``--force-threads`` measures anyway).
+``impl_choice`` uses the row of the nearest measured thread count.
+
     OMP_NUM_THREADS=2 python tools/analysis/calibrate_impl.py            # print only
     OMP_NUM_THREADS=2 python tools/analysis/calibrate_impl.py --write --note "shared machine"
     python tools/analysis/calibrate_impl.py --kernels softmax --channels 64 --sizes 64 256 1024
 
 Prints, per series, the milliseconds of both paths and their ratio at each size and the
-crossover N*, then the table in the form ``impl_choice.CROSSOVER_TABLE`` holds.
+crossover N*, then the table in the form ``impl_choice.CROSSOVER_TABLE`` holds, and a check
+of the table in effect when the run started against this run's timings (how much slower the
+path it picks is than the faster one, and the same for always picking 'efficient').
 """
 from __future__ import annotations
 
@@ -192,6 +200,28 @@ def measure_series(kernel: str, train: bool, channels: int, args) -> tuple[list,
 
 
 # ----------------------------------------------------------------------------- table
+def check_table(cells: list) -> str:
+    """How the table in effect (the one impl_choice.py held when this run started) does on
+    this run's timings: for every measured cell the time of the path ``choose_impl`` picks
+    over the faster one, against always picking 'efficient' (the former 'auto')."""
+    picked, efficient = [], []
+    for n_threads, kernel, pass_name, channels, n, dense_ms, eff_ms in cells:
+        best = min(dense_ms, eff_ms)
+        impl = impl_choice.choose_impl(kernel, n, n, channels, 'cpu', pass_name == 'train',
+                                       num_threads=n_threads)
+        picked.append((dense_ms if impl == 'dense' else eff_ms) / best)
+        efficient.append(eff_ms / best)
+    if not cells:
+        return 'no cells measured'
+
+    def summary(ratios: list[float]) -> str:
+        within = 100 * sum(r <= 1.1 for r in ratios) / len(ratios)
+        return (f'within 10% of the faster path in {within:.0f}% of cells, mean time '
+                f'{statistics.mean(ratios):.3f}x the faster, worst {max(ratios):.2f}x')
+    return (f'the table in effect at the start, on this run\'s {len(cells)} cells: '
+            f'{summary(picked)}; always efficient: {summary(efficient)}')
+
+
 def machine_text(threads: list[int]) -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -309,9 +339,11 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     return args
 
 
-def measure_thread_count(n_threads: int, args: argparse.Namespace) -> list[CrossoverRow]:
+def measure_thread_count(n_threads: int, args: argparse.Namespace,
+                         cells: Optional[list] = None) -> list[CrossoverRow]:
     """One row per kernel of ``args.kernels`` at ``n_threads`` threads (set by the caller),
-    printing every series."""
+    printing every series; every measured (threads, kernel, pass, C', N, s dense,
+    s efficient) is appended to ``cells``."""
     rows = []
     for kernel in args.kernels:
         crossovers: dict[str, dict[int, float]] = {}
@@ -321,10 +353,13 @@ def measure_thread_count(n_threads: int, args: argparse.Namespace) -> list[Cross
                 series, n_star = measure_series(kernel, pass_name == 'train', channels, args)
                 n_star = float(round(n_star))  # the table holds whole sizes
                 crossovers.setdefault(pass_name, {})[channels] = n_star
-                cells = '  '.join(f'{n}:{d:.3g}/{e:.3g}={r:.2f}' for n, d, e, r in series)
+                text = '  '.join(f'{n}:{d:.3g}/{e:.3g}={r:.2f}' for n, d, e, r in series)
                 print(f'threads={n_threads} {kernel:<13} {pass_name:<7} C\'={channels:<4} '
                       f'N*={n_star:<6.0f} ({time.perf_counter() - series_start:.1f} s) '
-                      f'[N:ms dense/ms efficient=ratio] {cells}', flush=True)
+                      f'[N:ms dense/ms efficient=ratio] {text}', flush=True)
+                if cells is not None:
+                    cells += [(n_threads, kernel, pass_name, channels, n, d, e)
+                              for n, d, e, _ in series]
         rows.append(CrossoverRow('cpu', n_threads, kernel, crossovers))
     return rows
 
@@ -335,7 +370,7 @@ def main(argv: Optional[list[str]] = None) -> list[CrossoverRow]:
     started = time.perf_counter()
     load_before = _load_average()
     rows: list[CrossoverRow] = []
-    probes, skipped, single_thread_probe = [], [], None
+    probes, skipped, single_thread_probe, cells = [], [], None, []
     for n_threads in threads:
         torch.set_num_threads(n_threads)
         probe = contention_probe()
@@ -350,7 +385,7 @@ def main(argv: Optional[list[str]] = None) -> list[CrossoverRow]:
                   flush=True)
             skipped.append(n_threads)
             continue
-        rows += measure_thread_count(n_threads, args)
+        rows += measure_thread_count(n_threads, args, cells)
     elapsed = time.perf_counter() - started
     command = ' '.join(['OMP_NUM_THREADS=' + os.environ['OMP_NUM_THREADS']]
                        if 'OMP_NUM_THREADS' in os.environ else [])
@@ -370,6 +405,7 @@ def main(argv: Optional[list[str]] = None) -> list[CrossoverRow]:
     }
     print(f'\nN* (dense faster up to N = M = N*), measured in {elapsed:.0f} s:')
     print(format_crossover_table(rows))
+    print(check_table(cells))
     if args.write:
         write_table(table_block(rows, measured_on))
         print(f'written to {osp.relpath(TABLE_PATH, ROOT)}')
