@@ -1,5 +1,6 @@
 """Blocks inside the backbone: nlseg's blocks as registered model types (mmseg ResNet
 ``plugins=``) and the ResNets with ``inserts`` at (stage, block index) positions."""
+import csv
 import subprocess
 import sys
 
@@ -115,6 +116,7 @@ def test_backbone_types_registered_and_subclass_the_mmseg_resnets():
                            inserts=[dict(stage=1, before=-1, block=NL)]))
         assert isinstance(model, base) and type(model).__name__ == name
     v1d = build(dict(type='ResNetV1dWithInserts', depth=18, **TINY))
+    assert isinstance(v1d, ResNetV1dWithInserts)
     assert v1d.deep_stem and v1d.avg_down  # ResNetV1d's settings are kept
     assert list(v1d.inserted_blocks()) == [] and v1d.inserts == []
 
@@ -331,7 +333,6 @@ def test_benchmark_script_tiny(tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
                           env=tool_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
-    import csv
     with open(tmp_path / 'benchmark.csv') as f:
         rows = list(csv.DictReader(f))
     assert [r['case'] for r in rows] == ['plain', 'nlseg_res2', 'mmcv_res3']
