@@ -68,6 +68,8 @@ def _ham(ham_type: str, inv_t: int) -> str:
             "            MD_S=1,\n"
             "            MD_R=64,\n"
             "            train_steps=6,\n"
+            "            # mmseg's LightHamHead choice; the paper evaluates with the training K\n"
+            "            # (configs/hamburger/hamnet_* do)\n"
             "            eval_steps=7,\n"
             f"            inv_t={inv_t},\n"
             "            rand_init=True),\n"
@@ -400,6 +402,8 @@ def configs_doc(files: dict[str, str]) -> str:
             if ds.nltv_neighbors is not None else '' for ds in DATASETS]
     lines.append('| nltv-fcn (UNet s5-d16) | [nltv](../configs/nltv/README.md) | '
                  + ' | '.join(unet) + ' |')
+    lines += ['', 'Hand-written configs that follow each paper\'s own training recipe: '
+              '[recipes.md](recipes.md).']
     return '\n'.join(lines) + '\n'
 
 

@@ -36,6 +36,8 @@ model = dict(
             MD_S=1,
             MD_R=64,
             train_steps=6,
+            # mmseg's LightHamHead choice; the paper evaluates with the training K
+            # (configs/hamburger/hamnet_* do)
             eval_steps=7,
             inv_t=100,
             rand_init=True),
