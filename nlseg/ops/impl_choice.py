@@ -262,9 +262,10 @@ def resolve_impl(impl: str, kernel: str, n_query: int, n_key: int, channels: int
     check_choice('impl', impl, IMPLS)
     if impl != 'auto':
         return impl
-    if torch.onnx.is_in_onnx_export():
-        # an exported graph runs at every H, W (symbolic sizes): no size-dependent choice,
-        # the memory-lean path
+    if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():
+        # an exported or traced graph (ONNX, torch.jit.trace, mmengine's FlopAnalyzer) runs
+        # at every H, W (symbolic sizes, which tracing hands over as tensors): no
+        # size-dependent choice, the memory-lean path
         return 'efficient'
     return choose_impl(kernel, n_query, n_key, channels, device_type, requires_grad, **kwargs)
 

@@ -311,3 +311,17 @@ def test_tool_measures_every_kernel_and_writes_a_table_that_parses(tmp_path, cap
     assert parse_crossover_table(namespace['CROSSOVER_TABLE']) == rows
     calibrate.write_table(block, str(copy))  # idempotent: the markers survive a rewrite
     assert copy.read_text().count(calibrate.BEGIN) == 1
+
+
+def test_auto_under_tracing_is_the_efficient_path():
+    """torch.jit.trace (and mmengine's FlopAnalyzer, which traces) hands sizes over as
+    tensors and replays the graph at other sizes: 'auto' takes the size-independent path."""
+    from nlseg.ops.impl_choice import resolve_impl
+
+    def f(x):
+        n = x.shape[0]
+        impl = resolve_impl('auto', 'softmax', n, n, 4, 'cpu', False)
+        return x * (1.0 if impl == 'efficient' else 2.0)
+
+    traced = torch.jit.trace(f, torch.ones(4))
+    assert torch.equal(traced(torch.ones(4)), torch.ones(4))
