@@ -6,7 +6,7 @@ Prints (markdown):
 1. kNN graph construction (features C = 512 and C = 21) and 10 solver iterations at a 64 x 64
    logit map, K = 21 classes, k = 10 (median time of 3 runs after a warm-up).
 2. Peak memory and time of one training step at 64 x 64, K = 21, k = 10, for train_iters
-   1, 5, 10 and grad = 'unrolled' | 'last_step': of NLTVSoftmax (graph from C = 512
+   1, 5, 10 and grad = 'bptt' | 'one_step': of NLTVSoftmax (graph from C = 512
    features, learnt through the weights, forward + backward of a loss on log A), and of the
    solver alone (graph built beforehand, gradient to the logits only).
 3. Peak memory of graph construction at a 128 x 256 map (Cityscapes at output stride 8),
@@ -156,7 +156,7 @@ def main(argv=None) -> int:
           '| solver: peak (MB) | solver: saved (MB) | solver: time (ms) |')
     print('|---|---|---|---|---|---|---|---|')
     for iters in (1, 5, 10):
-        for grad in ('unrolled', 'last_step'):
+        for grad in ('bptt', 'one_step'):
             r = spawn(dict(small, c=512, kind='train_step', iters=iters, grad=grad))
             s = spawn(dict(small, c=512, kind='solver_step', iters=iters, grad=grad))
             print(f'| {iters} | {grad} | {r["mb"]:.1f} | {r["saved_mb"]:.1f} | {r["ms"]:.0f} '

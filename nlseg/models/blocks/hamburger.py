@@ -48,12 +48,12 @@ from mmcv.cnn import ConvModule, build_norm_layer
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from nlseg.ops.impl_choice import IMPLS
 from nlseg.ops.low_rank_projection import group_codes, low_rank_moments, low_rank_residual, \
     project_bases
 from nlseg.validation import check_bool, check_choice, check_feature_map, check_int, \
     check_optional_dict
 from .hams import HAMS
-from .non_local import IMPLS
 
 try:  # what mmengine turns SyncBN into in a single process: batch norm for any input rank
     from mmengine.model.utils import _BatchNormXd

@@ -35,7 +35,6 @@ from nlseg.ops.attention import softmax_attention
 from nlseg.ops.concat_affinity import concatenation_affinity, concatenation_attention
 from nlseg.validation import check_bool, check_choice, check_real
 from .key_pool import KeyPool2d
-from .non_local_base import IMPLS  # noqa: F401  (the Hamburger block and head import it here)
 from .non_local_base import NL_MODES, SOFTMAX_MODES, NonLocalBase, Queries, query_index
 from .output_projection import project_out, zero_init_output
 from .tokens import to_tokens

@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
 
-from nlseg.ops.impl_choice import resolve_impl
+from nlseg.ops.impl_choice import IMPLS, resolve_impl  # IMPLS: the one vocabulary of paths
 from nlseg.validation import check_bool, check_choice, check_feature_map, check_int, \
     check_optional_dict
 from .output_projection import default_init_output, zero_init_output
@@ -35,8 +35,6 @@ from .output_projection import default_init_output, zero_init_output
 __all__ = ['NonLocalBase', 'IMPLS', 'NL_MODES', 'SOFTMAX_MODES', 'inter_channels_of',
            'query_index']
 
-#: Values of ``impl`` (the same tuple as :data:`nlseg.ops.impl_choice.IMPLS`).
-IMPLS = ('auto', 'dense', 'efficient')
 #: Pairwise functions of the NL block (Wang et al. 2018, eq. 2-5).
 NL_MODES = ('gaussian', 'embedded_gaussian', 'dot_product', 'concatenation')
 #: The row-normalised (softmax) pairwise functions.

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..blocks.hamburger import Hamburger, resolve_low_rank_upper
 from ..blocks.hams import HAMS
-from ..blocks.non_local import IMPLS
+from nlseg.ops.impl_choice import IMPLS
 from nlseg.validation import check_bool, check_choice, check_int, check_optional_dict
 from ..utils.head_inputs import check_decode_head_args, check_head_inputs
 

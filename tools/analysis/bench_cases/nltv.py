@@ -30,7 +30,7 @@ def cases(in_channels: int, channels: int) -> dict[str, Callable[[], torch.nn.Mo
         return lambda: MODELS.build(cfg)
 
     return {
-        'nltv_fcn_unrolled3': head(train_iters=3, grad='unrolled'),
-        'nltv_fcn_last_step10': head(train_iters=10, grad='last_step'),
-        'nltv_fcn_learnable_graph': head(train_iters=3, grad='unrolled', learnable_graph=True),
+        'nltv_fcn_bptt3': head(train_iters=3, grad='bptt'),
+        'nltv_fcn_one_step10': head(train_iters=10, grad='one_step'),
+        'nltv_fcn_learnable_graph': head(train_iters=3, grad='bptt', learnable_graph=True),
     }
