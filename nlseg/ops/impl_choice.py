@@ -79,22 +79,22 @@ DENSE_AFFINITY_LIMIT_BYTES = 64 * 2 ** 20
 
 # --- BEGIN MEASURED TABLE (rewritten by tools/analysis/calibrate_impl.py --write) ---
 MEASURED_ON = {
-    'date': '2026-12-02 15:59 UTC',
+    'date': '2026-12-02 16:08 UTC',
     'machine': 'Intel(R) Xeon(R) Processor, 2 logical cores, Linux, torch 2.13.0+cpu, threads 1',
     'command': ('OMP_NUM_THREADS=2 python tools/analysis/calibrate_impl.py --write --note '
                 "'2-core machine shared with other engineers jobs'"),
-    'note': ('batch 1, float32, median of up to 9 runs, ns_stage with 2 units, 110 s, load '
-             'average 6.5 before and 5.9 after, 64x64 matmul 4 us at 1 thread(s), 15986 us at 2 '
-             'thread(s); 2 threads not measured: cores oversubscribed (contention probe); 2-core '
-             'machine shared with other engineers jobs'),
+    'note': ('batch 1, float32, median of up to 9 runs, ns_stage with 2 units, 68 s, load '
+             'average 3.1 before and 2.9 after, 64x64 matmul 5 us at 1 thread(s), 7249 us at 2 '
+             'thread(s); 2 threads not measured: cores oversubscribed (contention probe, '
+             'retries); 2-core machine shared with other engineers jobs'),
 }
 CROSSOVER_TABLE = """
 device threads kernel        fwd@32 fwd@64 fwd@128 fwd@256 train@32 train@64 train@128 train@256
-cpu    1       softmax       35     0      0       0       604      1658     2323      4096
-cpu    1       dot_product   0      0      71      257     0        41       95        143
-cpu    1       concatenation 347    97     190     245     3092     3310     4096      762
-cpu    1       relu_dot      85     141    203     440     145      144      153       605
-cpu    1       ns_stage      446    1035   890     2625    3202     4096     4096      4096
+cpu    1       softmax       18     0      0       167     607      1630     2257      2081
+cpu    1       dot_product   0      0      81      230     0        37       100       260
+cpu    1       concatenation 273    189    327     178     2602     2149     2095      2937
+cpu    1       relu_dot      82     106    185     390     172      182      274       522
+cpu    1       ns_stage      1130   1156   1924    3882    3079     4062     4096      4096
 """
 # --- END MEASURED TABLE ---
 

@@ -256,6 +256,34 @@ def test_tool_skips_an_oversubscribed_thread_count(monkeypatch, capsys):
     assert 'threads=2: SKIPPED' in capsys.readouterr().out
 
 
+def test_contended_series_are_recognised(monkeypatch):
+    monkeypatch.setattr(calibrate, 'contention_probe', lambda runs=200: 5.0)
+    reference = {16: (0.05, 0.05), 32: (0.06, 0.06)}
+    clean = [(16, 0.05, 0.04, 1.25), (32, 0.07, 0.2, 0.35), (64, 9.0, 9.0, 1.0)]
+    assert calibrate.contended(clean, reference, 4.0) is None
+    stalled = [(16, 0.05, 0.04, 1.25), (32, 11.7, 0.2, 58.5)]
+    assert 'N=32' in calibrate.contended(stalled, reference, 4.0)
+    monkeypatch.setattr(calibrate, 'contention_probe', lambda runs=200: 16000.0)
+    assert '64x64 matmul' in calibrate.contended(clean, reference, 4.0)
+
+
+def test_tool_abandons_a_thread_count_that_stays_contended(monkeypatch, capsys):
+    monkeypatch.setattr(calibrate, 'contention_probe', lambda runs=200: 4.0)
+    calls = []
+    monkeypatch.setattr(calibrate, 'contended', lambda *a: calls.append(a) or 'stalled')
+    torch_threads = torch.get_num_threads()
+    try:
+        rows = calibrate.main(['--threads', '2', '--kernels', 'dot_product', '--sizes', '8',
+                               '--channels', '4', '--repeats', '1', '--cell-seconds', '0',
+                               '--retries', '1', '--retry-pause', '0'])
+    finally:
+        torch.set_num_threads(torch_threads)
+    assert [(r.threads, r.kernel) for r in rows] == [(1, 'dot_product')]
+    assert len(calls) == 2  # the first 2-thread series, measured twice
+    out = capsys.readouterr().out
+    assert 'attempt 2 of 2' in out and 'threads=2: ABANDONED' in out
+
+
 def test_crossover_interpolates_and_ignores_single_wins():
     sizes = [16, 32, 64, 128, 256]
     assert calibrate.crossover(sizes, [0.5, 0.8, 1.25, 2, 3]) == pytest.approx(

@@ -13,7 +13,10 @@ A thread count above 1 is skipped (and the skip recorded in the table's note) wh
 contention probe, a 64 x 64 matrix product, runs over 10x slower there than on one thread:
 other processes then hold the cores and every parallel region waits for a descheduled
 thread, so the timings would measure the scheduler (``--force-threads`` measures anyway).
-``impl_choice`` uses the row of the nearest measured thread count.
+Each of its series is checked too (a cell over 4x slower than on one thread, or an
+oversubscribed probe after it) and measured again up to ``--retries`` times; when it stays
+contended the thread count is abandoned and its rows left out. ``impl_choice`` then uses the
+row of the nearest measured thread count.
 
     OMP_NUM_THREADS=2 python tools/analysis/calibrate_impl.py            # print only
     OMP_NUM_THREADS=2 python tools/analysis/calibrate_impl.py --write --note "shared machine"
@@ -326,6 +329,10 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument('--force-threads', action='store_true',
                    help='measure a thread count > 1 even when the contention probe says the '
                         'cores are oversubscribed (default: skip it, say so in the note)')
+    p.add_argument('--retries', type=int, default=2,
+                   help='measurements again of a contended multi-threaded series')
+    p.add_argument('--retry-pause', type=float, default=2.0,
+                   help='seconds to wait before measuring a contended series again')
     p.add_argument('--full', action='store_true',
                    help='measure every size (no stop after the crossover)')
     p.add_argument('--write', action='store_true', help='rewrite the table in impl_choice.py')
@@ -334,32 +341,71 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     args.sizes, args.channels = sorted(set(args.sizes)), sorted(set(args.channels))
     if min(args.sizes + args.channels + [args.batch, args.repeats, args.threads]) < 1:
         p.error('sizes, channels, batch, repeats and threads must be positive')
+    if args.retries < 0 or args.retry_pause < 0:
+        p.error('--retries and --retry-pause must be >= 0')
     if args.write and (sorted(args.kernels) != sorted(KERNELS) or len(set(args.passes)) != 2):
         p.error('--write replaces the whole table: measure every kernel and both passes')
     return args
 
 
-def measure_thread_count(n_threads: int, args: argparse.Namespace,
-                         cells: Optional[list] = None) -> list[CrossoverRow]:
+class Oversubscribed(RuntimeError):
+    """The cores stayed oversubscribed for a thread count above 1 (see :func:`contended`)."""
+
+
+def contended(series: list, reference: dict, single_thread_probe: float,
+              factor: float = 4.0) -> Optional[str]:
+    """Why a multi-threaded ``series`` [(N, ms dense, ms efficient, ratio)] is not to be
+    trusted, or None: a cell over ``factor`` x slower than the same cell on one thread
+    (``reference``: {N: (ms dense, ms efficient)}; more threads never cost that much on free
+    cores), or a contention probe (20 runs) after it that is oversubscribed."""
+    for n, dense_ms, eff_ms, _ in series:
+        if n in reference:
+            ref_dense, ref_eff = reference[n]
+            if dense_ms > factor * ref_dense or eff_ms > factor * ref_eff:
+                return (f'N={n}: {dense_ms:.3g}/{eff_ms:.3g} ms against {ref_dense:.3g}/'
+                        f'{ref_eff:.3g} ms on one thread')
+    probe = contention_probe(runs=20)
+    if oversubscribed(probe, single_thread_probe):
+        return f'64x64 matmul {probe:.0f} us against {single_thread_probe:.0f} us on one thread'
+    return None
+
+
+def measure_thread_count(n_threads: int, args: argparse.Namespace, cells: list,
+                         single_thread_probe: float = 0.0) -> list[CrossoverRow]:
     """One row per kernel of ``args.kernels`` at ``n_threads`` threads (set by the caller),
-    printing every series; every measured (threads, kernel, pass, C', N, s dense,
-    s efficient) is appended to ``cells``."""
+    printing every series; every measured (threads, kernel, pass, C', N, ms dense,
+    ms efficient) is appended to ``cells``. Above one thread a series judged
+    :func:`contended` (against the one-thread cells already in ``cells``) is measured again,
+    up to ``args.retries`` times after a pause; then :class:`Oversubscribed` is raised."""
     rows = []
     for kernel in args.kernels:
         crossovers: dict[str, dict[int, float]] = {}
         for pass_name in args.passes:
             for channels in args.channels:
-                series_start = time.perf_counter()
-                series, n_star = measure_series(kernel, pass_name == 'train', channels, args)
+                reference = {c[4]: (c[5], c[6]) for c in cells
+                             if c[:4] == (1, kernel, pass_name, channels)}
+                for attempt in range(args.retries + 1):
+                    series_start = time.perf_counter()
+                    series, n_star = measure_series(kernel, pass_name == 'train', channels,
+                                                    args)
+                    why = None if n_threads == 1 or args.force_threads else contended(
+                        series, reference, single_thread_probe)
+                    if why is None:
+                        break
+                    print(f'threads={n_threads} {kernel} {pass_name} C\'={channels}: cores '
+                          f'oversubscribed ({why}), attempt {attempt + 1} of '
+                          f'{args.retries + 1}', flush=True)
+                    if attempt == args.retries:
+                        raise Oversubscribed(f'{kernel} {pass_name} C\'={channels}: {why}')
+                    time.sleep(args.retry_pause)
                 n_star = float(round(n_star))  # the table holds whole sizes
                 crossovers.setdefault(pass_name, {})[channels] = n_star
                 text = '  '.join(f'{n}:{d:.3g}/{e:.3g}={r:.2f}' for n, d, e, r in series)
                 print(f'threads={n_threads} {kernel:<13} {pass_name:<7} C\'={channels:<4} '
                       f'N*={n_star:<6.0f} ({time.perf_counter() - series_start:.1f} s) '
                       f'[N:ms dense/ms efficient=ratio] {text}', flush=True)
-                if cells is not None:
-                    cells += [(n_threads, kernel, pass_name, channels, n, d, e)
-                              for n, d, e, _ in series]
+                cells += [(n_threads, kernel, pass_name, channels, n, d, e)
+                          for n, d, e, _ in series]
         rows.append(CrossoverRow('cpu', n_threads, kernel, crossovers))
     return rows
 
@@ -385,7 +431,12 @@ def main(argv: Optional[list[str]] = None) -> list[CrossoverRow]:
                   flush=True)
             skipped.append(n_threads)
             continue
-        rows += measure_thread_count(n_threads, args, cells)
+        try:
+            rows += measure_thread_count(n_threads, args, cells, single_thread_probe)
+        except Oversubscribed as e:
+            print(f'threads={n_threads}: ABANDONED, its rows are left out ({e})', flush=True)
+            skipped.append(n_threads)
+            cells[:] = [c for c in cells if c[0] != n_threads]
     elapsed = time.perf_counter() - started
     command = ' '.join(['OMP_NUM_THREADS=' + os.environ['OMP_NUM_THREADS']]
                        if 'OMP_NUM_THREADS' in os.environ else [])
@@ -400,7 +451,7 @@ def main(argv: Optional[list[str]] = None) -> list[CrossoverRow]:
                  f'{load_before} before and {_load_average()} after, 64x64 matmul '
                  + ', '.join(probes)
                  + (f'; {"/".join(map(str, skipped))} threads not measured: cores '
-                    'oversubscribed (contention probe)' if skipped else '')
+                    'oversubscribed (contention probe, retries)' if skipped else '')
                  + (f'; {args.note}' if args.note else '')),
     }
     print(f'\nN* (dense faster up to N = M = N*), measured in {elapsed:.0f} s:')
