@@ -47,6 +47,19 @@ The rule (:func:`choose_impl`), for n_query x n_key = N x M:
    channel columns around it (the smaller value when either is 0); outside the measured
    channels, the nearest column (no extrapolation). Non-square sizes (sub-sampled keys) use
    the affinity's size N x M, which both the dense path's time and its memory scale with.
+   A thread count without its own rows uses the nearest measured one: on a 2-core machine
+   shared with other jobs the calibration leaves out a thread count whose cores are
+   oversubscribed (its timings would measure the scheduler; see :data:`MEASURED_ON`).
+
+How good the table is: ``calibrate_impl.py`` checks the table in effect against a fresh
+run's timings. The single-thread table of 2026-12-02 16:08, applied to the timings of five
+other runs on the same shared 2-core machine that day (load averages 3-10), picked a path
+within 10% of the faster one in 93-97% of the (kernel, pass, C', N) cells and was on average
+0.8-4.1% slower than the faster path; always 'efficient' (the former 'auto') was within 10%
+in 39-41% of the cells and 1.30-1.64x slower on average (the efficient softmax,
+concatenation and NS backward passes recompute the affinity in chunks). Run-to-run, N*
+varies by up to a few x where the two paths take about the same time (ratios 0.8-1.2 over a
+range of N), where either choice costs little.
 """
 from __future__ import annotations
 
@@ -257,8 +270,9 @@ def choose_impl(kernel: str, n_query: int, n_key: int, channels: int, device_typ
 def resolve_impl(impl: str, kernel: str, n_query: int, n_key: int, channels: int,
                  device_type: str, requires_grad: bool, **kwargs) -> str:
     """``impl`` unchanged when it is 'dense' or 'efficient'; for 'auto' the path
-    :func:`choose_impl` picks (``kwargs`` go to it). ValueError naming :data:`IMPLS` for any
-    other ``impl``."""
+    :func:`choose_impl` picks (``kwargs`` go to it), or 'efficient' while exporting to ONNX
+    or tracing (the graph serves every size). ValueError naming :data:`IMPLS` for any other
+    ``impl``."""
     check_choice('impl', impl, IMPLS)
     if impl != 'auto':
         return impl
