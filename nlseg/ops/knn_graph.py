@@ -37,7 +37,12 @@ Number = Union[float, torch.Tensor]
 _CHUNK_ENTRIES = 1 << 24
 
 
-def _as_float(name: str, value: Number, positive: bool) -> float:
+def _as_float(name: str, value: Number, positive: bool) -> Number:
+    if isinstance(value, torch.Tensor) and (torch.onnx.is_in_onnx_export()
+                                            or torch.compiler.is_compiling()):
+        # a learnt parameter (exp of a log: positive) is an input of the exported or compiled
+        # graph, with no value to read (reading it would break the graph)
+        return value.detach()
     v = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
     if positive and not v > 0:
         raise ValueError(f'{name} must be > 0, got {v}')
@@ -111,7 +116,10 @@ def knn_graph(feats: torch.Tensor,
                 # + |p_i - p_j|^2 / (2 sigma_a), exact (integer coordinates), separable
                 dist_p = (ys[start:stop, None] - ys[None, :]).square_()
                 dist_p.add_((xs[start:stop, None] - xs[None, :]).square_())
-                score.add_(dist_p, alpha=1.0 / (2.0 * sa))
+                if isinstance(sa, torch.Tensor):  # a learnt sigma_a, exported or compiled (_as_float)
+                    score.add_(dist_p / (2.0 * sa))
+                else:
+                    score.add_(dist_p, alpha=1.0 / (2.0 * sa))
                 rows = torch.arange(stop - start, device=device)
                 score[:, rows, rows + start] = float('inf')  # exclude self loops
                 index_chunks.append(torch.topk(score, k, dim=2, largest=False,

@@ -54,6 +54,9 @@ HEADS = {
                    ham_kwargs=dict(MD_R=4)),
     'nltv_fcn': dict(type='NLTVHead', base_head=fcn_cfg(),
                      nltv=dict(k=4, test_iters=5, tol=None)),
+    'nltv_fcn_learnable_graph': dict(type='NLTVHead', base_head=fcn_cfg(),
+                                     nltv=dict(k=4, test_iters=5, tol=None,
+                                               learnable_graph=True)),
 }
 
 

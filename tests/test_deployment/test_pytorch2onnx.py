@@ -84,6 +84,7 @@ def test_pytorch2onnx_exports_a_segmentor_with_dynamic_shapes(tmp_path):
     lines = [line for line in proc.stdout.splitlines() if 'max abs diff' in line]
     assert len(lines) == 2 and all(line.endswith('OK') for line in lines), proc.stdout
     assert 'input 1x3x32x40' in lines[0]  # the config's crop_size
+    assert 'opset 20' in proc.stdout  # the exporter's default
     # the file runs in a plain ONNX Runtime session at another size: (1, 3, 24, 56) -> the
     # decode head's logits at output stride 8
     import onnxruntime as ort
@@ -108,6 +109,6 @@ def test_pytorch2onnx_nltv_needs_a_fixed_iteration_count(tmp_path):
     assert proc.returncode == 2, proc.stdout + proc.stderr[-3000:]
     assert 'tol=1e-05' in proc.stderr and not out.exists()
     proc = _run(config, checkpoint, '--output-file', str(out), '--shape', '32', '32',
-                '--cfg-options', 'model.decode_head.nltv.tol=None')
+                '--opset', '18', '--cfg-options', 'model.decode_head.nltv.tol=None')
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-    assert out.is_file()
+    assert out.is_file() and 'opset 18' in proc.stdout

@@ -23,7 +23,8 @@ import torch
 import torch.nn as nn
 
 __all__ = ['ATOL', 'RTOL', 'FeatureMapHead', 'SegmentorTensorForward', 'export_onnx',
-           'onnxruntime_session', 'run_onnxruntime', 'max_abs_diff', 'within_tolerance']
+           'onnxruntime_session', 'run_onnxruntime', 'max_abs_diff', 'within_tolerance',
+           'torch_eval']
 
 #: Agreement of ONNX Runtime (CPU, float32) with PyTorch eval mode that the tool and the
 #: tests require: |ort - torch| <= ATOL + RTOL * |torch|, element-wise. Measured differences
@@ -126,6 +127,3 @@ def torch_eval(module: nn.Module, x: torch.Tensor) -> np.ndarray:
     with torch.no_grad():
         return module(x).detach().cpu().numpy()
 
-
-def shape_list(values: Sequence[int]) -> str:
-    return 'x'.join(str(v) for v in values)

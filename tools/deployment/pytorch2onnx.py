@@ -106,8 +106,14 @@ def main(argv=None) -> int:
                   file=sys.stderr)
             cause = cause.__cause__
         return 2
-    print(f'wrote {output} (input {tuple(x.shape)}, H and W '
+    import onnx
+    opset = next(o.version for o in onnx.load(output, load_external_data=False).opset_import
+                 if o.domain in ('', 'ai.onnx'))
+    print(f'wrote {output} (opset {opset}, input {tuple(x.shape)}, H and W '
           f'{"dynamic" if args.dynamic else "fixed"})')
+    if args.opset is not None and opset != args.opset:
+        print(f'pytorch2onnx: warning: the graph could not be converted to opset {args.opset} '
+              f'(onnx\'s version converter); it has opset {opset}', file=sys.stderr)
     session = onnxruntime_session(output)
     sizes = [(h, w)]
     if args.dynamic:
