@@ -52,11 +52,11 @@ The rule (:func:`choose_impl`), for n_query x n_key = N x M:
    oversubscribed (its timings would measure the scheduler; see :data:`MEASURED_ON`).
 
 How good the table is: ``calibrate_impl.py`` checks the table in effect against a fresh
-run's timings. The single-thread table of 2026-12-02 16:08, applied to the timings of five
-other runs on the same shared 2-core machine that day (load averages 3-10), picked a path
+run's timings. The single-thread table of 2026-12-02 16:08, applied to the timings of six
+other runs on the same shared 2-core machine that day (load averages 2-10), picked a path
 within 10% of the faster one in 93-97% of the (kernel, pass, C', N) cells and was on average
 0.8-4.1% slower than the faster path; always 'efficient' (the former 'auto') was within 10%
-in 39-41% of the cells and 1.30-1.64x slower on average (the efficient softmax,
+in 38-41% of the cells and 1.29-1.64x slower on average (the efficient softmax,
 concatenation and NS backward passes recompute the affinity in chunks). Run-to-run, N*
 varies by up to a few x where the two paths take about the same time (ratios 0.8-1.2 over a
 range of N), where either choice costs little.
