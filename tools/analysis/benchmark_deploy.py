@@ -25,6 +25,7 @@ import glob
 import importlib
 import os
 import os.path as osp
+import re
 import statistics
 import sys
 import tempfile
@@ -171,8 +172,9 @@ def main(argv=None) -> int:
                 row = run_case(family, name, args)
             except Exception as e:  # report and go on with the next case
                 traceback.print_exc(file=sys.stderr)
-                row = dict(case=name, error=f'{type(e).__name__}: {str(e).splitlines()[0]}'
-                           if str(e) else type(e).__name__)
+                first = re.sub(r'\x1b\[[0-9;]*m', '', str(e)).strip().splitlines()
+                row = dict(case=name, error=f'{type(e).__name__}: {first[0]}' if first
+                           else type(e).__name__)
             rows.append(row)
             print(' '.join(f'{k}={_fmt(v)}' for k, v in row.items() if k != 'break_reasons'),
                   flush=True)
