@@ -116,7 +116,7 @@ def knn_graph(feats: torch.Tensor,
                 # + |p_i - p_j|^2 / (2 sigma_a), exact (integer coordinates), separable
                 dist_p = (ys[start:stop, None] - ys[None, :]).square_()
                 dist_p.add_((xs[start:stop, None] - xs[None, :]).square_())
-                if isinstance(sa, torch.Tensor):  # a learnt sigma_a, exported or compiled (_as_float)
+                if isinstance(sa, torch.Tensor):  # learnt sigma_a, exported or compiled
                     score.add_(dist_p / (2.0 * sa))
                 else:
                     score.add_(dist_p, alpha=1.0 / (2.0 * sa))
