@@ -143,7 +143,9 @@ def ridge_coef(x: Tensor, bases: Tensor, beta: float) -> Tensor:
     """Codes of concept decomposition (appendix B, eq. 14): C = (D^T D + beta I)^-1 D^T X.
 
     Solved with ``torch.linalg.solve`` (an LU solve of the r x r system, never an explicit
-    inverse) in at least float32; returns C^T of shape (B, n, r) in ``x``'s dtype.
+    inverse) in at least float32; under ``torch.onnx.export`` (ONNX has no linear solve) by
+    the elimination of :func:`nlseg.ops.spd_solve.spd_solve`, exact for this SPD system.
+    Returns C^T of shape (B, n, r) in ``x``'s dtype.
     """
     dtype = torch.promote_types(x.dtype, torch.float32)
     xs, ds = x.to(dtype), bases.to(dtype)
