@@ -24,8 +24,8 @@ affinity rows are then the block's own ``dense_affinity(X, queries)`` (every NL-
 the exact A its forward applies, from its dense reference path, only the query rows; SNL/gSNL
 rows without forming N x N) reshaped to the block's ``key_grid(X)`` (the pooled grid when
 NonLocalBlock sub-samples its keys); ARNLB's lambda is its ``adaptive_weight(X)``. Hamburger's
-codes are captured by wrapping the ham's ``_decompose`` for the duration of the forward; the
-NLTV base logits by a forward hook on ``base_head``. The model runs in eval mode
+codes are the ham's public ``factorize`` of its input (captured with a pre-hook; in eval mode
+the bases are deterministic, so these are the forward's codes); the NLTV base logits by a forward hook on ``base_head``. The model runs in eval mode
 (deterministic Hamburger bases; NLTV iterates to its stopping test).
 """
 from __future__ import annotations
@@ -143,25 +143,16 @@ def _captures(model):
     Hamburger, NonLocalBase = _blocks()
     from nlseg.models.decode_heads import NLTVHead
     head = model.decode_head
-    found, handles, restore = {}, [], []
+    found, handles = {}, []
     for name, module in head.named_modules():
         if isinstance(module, NonLocalBase) and 'nl' not in found:
             found['nl'] = dict(block=module, name=name)
             handles.append(module.register_forward_pre_hook(
                 lambda m, args: found['nl'].__setitem__('x', args[0])))
         elif isinstance(module, Hamburger) and 'ham' not in found:
-            ham = module.ham
             found['ham'] = dict(block=module, name=name)
-            original = ham._decompose
-
-            def decompose(x, bases, steps, _original=original):
-                bases, coef = _original(x, bases, steps)
-                found['ham']['codes'] = coef
-                return bases, coef
-            ham._decompose = decompose
-            restore.append(lambda ham=ham: ham.__dict__.pop('_decompose', None))
-            handles.append(module.lower_bread.register_forward_hook(
-                lambda m, args, out: found['ham'].__setitem__('hw', tuple(out.shape[2:]))))
+            handles.append(module.ham.register_forward_pre_hook(
+                lambda m, args: found['ham'].update(x=args[0], hw=tuple(args[0].shape[2:]))))
     if isinstance(head, NLTVHead):
         found['nltv'] = {}
         handles.append(head.base_head.register_forward_hook(
@@ -171,8 +162,6 @@ def _captures(model):
     finally:
         for handle in handles:
             handle.remove()
-        for undo in restore:
-            undo()
 
 
 def _to_image(feature_map: torch.Tensor, padded: tuple[int, int],
@@ -349,9 +338,11 @@ def visualize(config, checkpoint: Optional[str] = None,
                                colorbar=('viridis', lo, hi)))
         paths.append(_save_panels(osp.join(out_dir, f'{name}_affinity.png'), size, panels))
 
-    if 'ham' in found and 'codes' in found['ham']:
+    if 'ham' in found and 'x' in found['ham']:
         ham = found['ham']['block'].ham
-        codes, hw = found['ham']['codes'], found['ham']['hw']
+        # the ham's public factorisation of its captured input: in eval mode the same
+        # deterministic bases, so the same codes as the forward that was drawn
+        codes, hw = ham.factorize(found['ham']['x'])[1], found['ham']['hw']
         atoms = atom_assignment(codes, hw)
         r = codes.shape[-1]
         # nearest upsampling of the integer map to the (padded) input, then crop
