@@ -5,10 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHON TORCH_SPEC
 
-.PHONY: install test test-fast demo data clean help
+.PHONY: install lint test test-fast demo data clean help
 
 help:
 	@echo "make install   create .venv and install torch, mmcv (with ops), mmengine, mmseg, nlseg"
+	@echo "make lint      install if needed, then ruff (ruff.toml) over the repository"
 	@echo "make test      install if needed, then run the whole test suite (slow tests included)"
 	@echo "make test-fast the suite without tests marked slow"
 	@echo "make demo      install if needed, make the demo data, train and test the heads"
@@ -16,6 +17,9 @@ help:
 
 install:
 	@bash scripts/install.sh
+
+lint: install
+	$(PY) -m ruff check .
 
 test: install
 	$(PY) -m pytest tests

@@ -141,7 +141,7 @@ UNPUBLISHED = {'configs/arnl/arnl_r50-d8_4xb4-40k_voc12aug-512x512.py',
 NAME = re.compile(r'_(\d+)xb(\d+)-(\d+)(k|e)_')
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load(rel: str):
     """The loaded config (cached: the tests only read it; model dicts are copied)."""
     from mmengine.config import Config

@@ -42,7 +42,7 @@ from typing import Dict, Optional, Tuple, Union
 
 import torch
 
-from .gradient_modes import GRAD_MODES, resolve_grad_mode
+from .gradient_modes import resolve_grad_mode
 from .graph_operators import graph_divergence, graph_gradient, graph_norm_bound
 
 __all__ = ['nltv_softmax', 'nltv_step', 'nltv_energies']

@@ -191,7 +191,8 @@ CONSTRUCTOR_CASES = [
     # ---- SpectralNonLocalBlock (SNL and gSNL)
     *nl_family_cases(SpectralNonLocalBlock),
     case(SpectralNonLocalBlock, dict(affinity='laplacian'), V, AFFINITY_RE),
-    case(SpectralNonLocalBlock, dict(zero_init_output='no'), T, r'zero_init_output must be True or False'),
+    case(SpectralNonLocalBlock, dict(zero_init_output='no'), T,
+         r'zero_init_output must be True or False'),
     case(SpectralNonLocalBlock, dict(generalized=True, affinity='laplacian'), V, AFFINITY_RE),
     case(SpectralNonLocalBlock, dict(stage_num=0), V, r'stage_num must be an integer >= 1, got 0'),
     case(SpectralNonLocalBlock, dict(stage_num=2.0), T, r'stage_num must be an integer'),

@@ -112,7 +112,7 @@ def test_bptt_and_online_bases_match(ham_type):
 ], ids=['momentum-None', 'BN2d-momentum', 'no-affine', 'no-running-stats', 'frozen'])
 def test_batch_norm_variants_match(norm_cfg):
     block, reference = build('NMF', 2, norm_cfg, False)
-    for step in range(3):  # three training steps, then eval on the updated statistics
+    for _ in range(3):  # three training steps, then eval on the updated statistics
         x = torch.randn(2, C, 3, 5, dtype=torch.float64)
         assert_low_rank_equals_materialised(block.train(), reference.train(), x)
     norm = block.upper_bread.norm

@@ -368,13 +368,14 @@ class SegMMHamHead(BaseDecodeHead):
     ``ham_in``/``ham``/``ham_out`` (the class mmseg's LightHamHead took over, used here),
     3x3 align, cls_seg."""
 
-    def __init__(self, ham_channels=512, ham_kwargs=dict(), **kwargs):
+    def __init__(self, ham_channels=512, ham_kwargs=None, **kwargs):
         super().__init__(**kwargs)
         self.ham_channels = ham_channels
         self.squeeze = ConvModule(self.in_channels, ham_channels, 3, padding=1,
                                   conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
                                   act_cfg=self.act_cfg)
-        self.hamburger = MMSegHamburger(ham_channels, dict(ham_kwargs), norm_cfg=self.norm_cfg)
+        self.hamburger = MMSegHamburger(ham_channels, dict(ham_kwargs or {}),
+                                        norm_cfg=self.norm_cfg)
         self.align = ConvModule(ham_channels, self.channels, 3, padding=1,
                                 conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
                                 act_cfg=self.act_cfg)

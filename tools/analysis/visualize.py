@@ -25,8 +25,9 @@ the exact A its forward applies, from its dense reference path, only the query r
 rows without forming N x N) reshaped to the block's ``key_grid(X)`` (the pooled grid when
 NonLocalBlock sub-samples its keys); ARNLB's lambda is its ``adaptive_weight(X)``. Hamburger's
 codes are the ham's public ``factorize`` of its input (captured with a pre-hook; in eval mode
-the bases are deterministic, so these are the forward's codes); the NLTV base logits by a forward hook on ``base_head``. The model runs in eval mode
-(deterministic Hamburger bases; NLTV iterates to its stopping test).
+the bases are deterministic, so these are the forward's codes); the NLTV base logits by a
+forward hook on ``base_head``. The model runs in eval mode (deterministic Hamburger bases;
+NLTV iterates to its stopping test).
 """
 from __future__ import annotations
 

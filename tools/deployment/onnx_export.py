@@ -16,7 +16,7 @@ generator), so the exported model is deterministic.
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import torch

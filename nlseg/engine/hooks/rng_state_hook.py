@@ -4,8 +4,9 @@ random stream where the interrupted run left it.
 mmengine seeds the generators once at start-up and does not store their state: a resumed
 run replays the data loader (so data order and augmentation match) but draws different
 dropout masks and Hamburger bases from then on, and ends at different weights than an
-uninterrupted run. This hook stores torch's CPU (and every CUDA device's) generator state of every process in
-``checkpoint['rng_state']`` and restores it when the checkpoint is loaded for resuming.
+uninterrupted run. This hook stores torch's CPU (and every CUDA device's) generator state of
+every process in ``checkpoint['rng_state']`` and restores it when the checkpoint is loaded
+for resuming.
 numpy's and Python's generators are not stored: mmengine's resume replays the data pipeline,
 which is what draws from them, and restoring them as well would advance them twice.
 """

@@ -205,9 +205,9 @@ class _MatrixDecomposition2D(nn.Module):
 
         Same work, random draws and side effects (the online update of
         ``bases_init='online'`` in training) as :meth:`forward`; the factors are float32
-        (float64 for a float64 input), computed with autocast disabled. A non-4-D, non-floating or empty (B = 0,
-        H * W = 0) input, or a channel count other than ``channels`` (or not divisible by
-        MD_S), raises before any work.
+        (float64 for a float64 input), computed with autocast disabled. A non-4-D,
+        non-floating or empty (B = 0, H * W = 0) input, or a channel count other than
+        ``channels`` (or not divisible by MD_S), raises before any work.
         """
         check_feature_map(x, type(self).__name__)
         B, C, H, W = x.shape
