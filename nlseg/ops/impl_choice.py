@@ -52,8 +52,11 @@ The rule (:func:`choose_impl`), for n_query x n_key = N x M:
    oversubscribed (its timings would measure the scheduler; see :data:`MEASURED_ON`).
 
 How good the table is: ``calibrate_impl.py`` checks the table in effect against a fresh
-run's timings. The single-thread table of 2026-12-02 16:08, applied to the timings of six
-other runs on the same shared 2-core machine that day (load averages 2-10), picked a path
+run's timings. The 1- and 2-thread table of 2026-12-02 16:28 was measured with nothing else
+running; the single-thread table before it (16:08) picked, on that run's 540 cells, a path
+within 10% of the faster one in 99% of them (1.006x the faster on average). That earlier
+table, applied to the timings of six other runs on the same shared 2-core machine that day
+(load averages 2-10), picked a path
 within 10% of the faster one in 93-97% of the (kernel, pass, C', N) cells and was on average
 0.8-4.1% slower than the faster path; always 'efficient' (the former 'auto') was within 10%
 in 38-41% of the cells and 1.29-1.64x slower on average (the efficient softmax,
@@ -92,22 +95,26 @@ DENSE_AFFINITY_LIMIT_BYTES = 64 * 2 ** 20
 
 # --- BEGIN MEASURED TABLE (rewritten by tools/analysis/calibrate_impl.py --write) ---
 MEASURED_ON = {
-    'date': '2026-12-02 16:08 UTC',
-    'machine': 'Intel(R) Xeon(R) Processor, 2 logical cores, Linux, torch 2.13.0+cpu, threads 1',
+    'date': '2026-12-02 16:28 UTC',
+    'machine': 'Intel(R) Xeon(R) Processor, 2 logical cores, Linux, torch 2.13.0+cpu, threads 1/2',
     'command': ('OMP_NUM_THREADS=2 python tools/analysis/calibrate_impl.py --write --note '
-                "'2-core machine shared with other engineers jobs'"),
-    'note': ('batch 1, float32, median of up to 9 runs, ns_stage with 2 units, 68 s, load '
-             'average 3.1 before and 2.9 after, 64x64 matmul 5 us at 1 thread(s), 7249 us at 2 '
-             'thread(s); 2 threads not measured: cores oversubscribed (contention probe, '
-             'retries); 2-core machine shared with other engineers jobs'),
+                "'2-core machine, nothing else running'"),
+    'note': ('batch 1, float32, median of up to 9 runs, ns_stage with 2 units, 111 s, load '
+             'average 0.3 before and 1.4 after, 64x64 matmul 5 us at 1 thread(s), 5 us at 2 '
+             'thread(s); 2-core machine, nothing else running'),
 }
 CROSSOVER_TABLE = """
 device threads kernel        fwd@32 fwd@64 fwd@128 fwd@256 train@32 train@64 train@128 train@256
-cpu    1       softmax       18     0      0       167     607      1630     2257      2081
-cpu    1       dot_product   0      0      81      230     0        37       100       260
-cpu    1       concatenation 273    189    327     178     2602     2149     2095      2937
-cpu    1       relu_dot      82     106    185     390     172      182      274       522
-cpu    1       ns_stage      1130   1156   1924    3882    3079     4062     4096      4096
+cpu    1       softmax       68     147    310     193     1659     1575     1740      2045
+cpu    1       dot_product   0      0      51      232     0        45       104       260
+cpu    1       concatenation 343    272    312     283     1895     1925     1750      2397
+cpu    1       relu_dot      55     107    167     426     153      188      271       523
+cpu    1       ns_stage      544    1343   2204    1929    2935     3383     4096      4096
+cpu    2       softmax       0      0      0       312     1361     1551     1943      2647
+cpu    2       dot_product   0      0      80      238     0        21       109       252
+cpu    2       concatenation 331    248    268     338     2715     2478     2278      2306
+cpu    2       relu_dot      66     115    150     429     161      260      336       526
+cpu    2       ns_stage      392    1261   1372    2372    2562     3804     4096      4096
 """
 # --- END MEASURED TABLE ---
 
