@@ -124,7 +124,6 @@ class _MatrixDecomposition2D(nn.Module):
         self.inv_t = inv_t
         self.eta = eta
         self.bases_init = bases_init
-        self.rand_init = bases_init == 'random'
         self.grad = grad
         self.eps = eps
         if bases_init != 'random':
@@ -146,6 +145,11 @@ class _MatrixDecomposition2D(nn.Module):
         raise NotImplementedError
 
     # -- shared --------------------------------------------------------------------------
+    @property
+    def rand_init(self) -> bool:
+        """mmseg's switch, read from ``bases_init``: new random bases at every forward."""
+        return self.bases_init == 'random'
+
     def _constrain(self, bases: Tensor) -> Tensor:
         """Map a learned parameter to valid initial bases (identity; NMF: non-negative)."""
         return bases
