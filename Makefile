@@ -28,7 +28,7 @@ test-fast: install
 	$(PY) -m pytest tests -m "not slow"
 
 demo: install
-	$(PY) tools/run_demo.py $(if $(QUICK),--quick,)
+	$(PY) tools/run_demo.py $(if $(QUICK),--quick,) $(if $(FULL),--full,) $(ARGS)
 
 data: install
 	$(PY) tools/make_demo_data.py
