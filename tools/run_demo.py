@@ -433,10 +433,14 @@ def bar_chart(tasks: dict[str, list[dict]], path: str) -> str:
         else:
             values = [e.get('isolated_regions', float('nan')) for e in entries]
             ax.bar(xs, values, color=colours)
+            for i, e in enumerate(entries):
+                label = f"{values[i]:.2f}" + (f"\nRE {e['RE']:.2f}" if 'RE' in e else '')
+                ax.text(i, values[i], label, ha='center', va='bottom', fontsize=7)
             if base is not None and 'isolated_regions' in base:
                 ax.axhline(base['isolated_regions'], color='k', ls='--', lw=0.8,
                            label=f"{base['slug']} mean")
             ax.set_ylabel('isolated regions / image (seed mean)')
+            ax.set_ylim(0, 1.25 * max([v for v in values if v == v] + [1e-3]))
             ax.set_title('Regions: isolated regions', fontsize=9)
         ax.set_xticks(list(xs))
         ax.set_xticklabels(names, rotation=30, ha='right', fontsize=8)
