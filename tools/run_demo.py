@@ -18,8 +18,8 @@ Two tasks, told apart by the config name (the slug is the basename before the fi
 Written to ``--work-dir`` (default ``work_dirs/demo``): ``summary.md`` (tables, chart, wall
 time, command line, cores/threads), ``summary.json`` (every run's metrics and the
 aggregates), ``miou.png`` (one panel per task: seed mean bars, min-max error bars, the seeds
-as dots, the baseline dashed) and, for seed 0 of each config, the pictures of
-``tools/analysis/visualize.py`` (``--no-vis`` skips them).
+as dots, the baseline dashed) and, for the first seed (0 by default) of each config, the
+pictures of ``tools/analysis/visualize.py`` (``--no-vis`` skips them).
 
     python tools/run_demo.py                  # every config, seeds 0 1 2, the configs' schedule
     python tools/run_demo.py --full           # FULL_ITERS iterations (or --iters N)
@@ -38,7 +38,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -187,8 +186,8 @@ def data_options(data_root: str) -> list[str]:
 
 
 def train_one(config: str, seed: int, args, data_root: str, env: dict[str, str]) -> dict:
-    """One run: train (and with ``--test`` test; for seed 0, unless ``--no-vis``, draw the
-    pictures) in its own processes under ``<work-dir>/<config>/seed<S>``; its row."""
+    """One run: train (with ``--test`` also test; for the first seed, unless ``--no-vis``,
+    draw the pictures) in its own processes under ``<work-dir>/<config>/seed<S>``; its row."""
     name = config_name(config)
     run_dir = osp.join(args.work_dir, name, f'seed{seed}')
     shutil.rmtree(run_dir, ignore_errors=True)  # a stale run must not be read as this one
@@ -558,7 +557,8 @@ def write_summary(args, rows: list[dict], failures: list[str], wall: float,
     pictures = [(r['name'], p) for r in sorted(rows, key=lambda r: (r['task'], r['name']))
                 for p in r['pictures']]
     if pictures:
-        lines += ['## Pictures (seed 0)', '', *[f'![{n}]({p})' for n, p in pictures], '']
+        lines += [f'## Pictures (seed {args.seeds[0]})', '',
+                  *[f'![{n}]({p})' for n, p in pictures], '']
     with open(osp.join(args.work_dir, 'summary.md'), 'w') as f:
         f.write('\n'.join(lines))
     meta = dict(command=['python', 'tools/run_demo.py', *argv], cores=cores, jobs=args.jobs,
@@ -596,7 +596,6 @@ def main(argv=None) -> int:
     params: dict[str, float] = {}
     rows: list[dict] = []
     failures: list[str] = []
-    lock = threading.Lock()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(train_one, c, s, args, data_roots[config_task(c)], env): (c, s)
                    for c, s in runs}
@@ -605,15 +604,16 @@ def main(argv=None) -> int:
             try:
                 row = future.result()
             except Exception as err:  # one failed run must not lose the others
-                failures.append(f'{config_slug(config)} seed {seed}: {err}')
+                # summary.md names the run and the failing command; the log holds the rest
+                failures.append(f'{config_slug(config)} seed {seed}: '
+                                f'{str(err).splitlines()[0] if str(err) else repr(err)}')
                 print(f'[demo {len(rows) + len(failures)}/{len(runs)}] {config_slug(config)} '
                       f'seed {seed}: FAILED\n{err}', flush=True)
                 continue
-            with lock:
-                if config not in params:
-                    params[config] = count_parameters(config)
-                row['params_m'] = params[config]
-                rows.append(row)
+            if config not in params:  # built here once per config, in this process
+                params[config] = count_parameters(config)
+            row['params_m'] = params[config]
+            rows.append(row)
             print(progress_line(len(rows) + len(failures), len(runs), row,
                               time.perf_counter() - start), flush=True)
             print('\n' + format_tables(aggregate(rows, [config_name(c) for c in configs]))

@@ -269,6 +269,43 @@ def test_bar_chart_writes_one_panel_per_task(tmp_path):
     assert mpimg.imread(two).shape[1] > mpimg.imread(one).shape[1]
 
 
+def test_main_keeps_the_other_runs_when_one_fails(tmp_path, monkeypatch, capsys):
+    """main() without training: a stand-in train_one that finishes in a shuffled order
+    and fails for one run; the others are aggregated, the failure is named, exit 1."""
+    import time as time_module
+    configs = [p for p in CONTEXT_CONFIGS if slug(p) in ('fcn', 'nl')]
+    launched = []
+
+    def fake_train_one(config, seed, args, data_root, env):
+        launched.append((slug(config), seed))
+        time_module.sleep(random.Random(len(launched)).uniform(0, 0.05))
+        if (slug(config), seed) == ('nl', 1):
+            raise RuntimeError('tools/train.py failed (exit 1); log x/train.out:\ntail')
+        return dict(row(osp.basename(config)[:-3], seed, 30.0 + 50 * (slug(config) == 'nl')
+                        + seed), config=config)
+
+    monkeypatch.setattr(run_demo, 'train_one', fake_train_one)
+    monkeypatch.setattr(run_demo, 'count_parameters', lambda config: 0.5)
+    monkeypatch.setattr(run_demo, 'prepare_data', lambda task, args: str(tmp_path))
+    work = str(tmp_path / 'demo')
+    assert run_demo.main(['--work-dir', work, '--configs', *configs, '--seeds', '0', '1',
+                          '--jobs', '2', '--no-vis']) == 1
+    assert sorted(launched[:2]) == [('fcn', 0), ('fcn', 1)]  # the baseline first
+    out = capsys.readouterr().out
+    assert 'nl seed 1: FAILED' in out and '[demo 4/4]' in out
+    with open(osp.join(work, 'summary.json')) as f:
+        summary = json.load(f)
+    assert summary['meta']['failures'] == [
+        'nl seed 1: tools/train.py failed (exit 1); log x/train.out:']
+    entries = summary['aggregates']['context']
+    assert [(e['slug'], e['n'], e['miou']) for e in entries] == [
+        ('fcn', 2, [30.0, 31.0]), ('nl', 1, [80.0])]
+    assert entries[1]['meets_claim'] is True and entries[1]['params_m'] == 0.5
+    md = open(osp.join(work, 'summary.md')).read()
+    assert '## Failed runs' in md and '- nl seed 1: tools/train.py failed' in md
+    assert osp.getsize(osp.join(work, 'miou.png')) > 0
+
+
 @pytest.mark.slow
 def test_quick_demo_end_to_end(tmp_path):
     configs = [p for p in CONTEXT_CONFIGS if slug(p) in ('fcn', 'snl')]
