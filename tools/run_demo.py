@@ -186,8 +186,8 @@ def data_options(data_root: str) -> list[str]:
 
 
 def train_one(config: str, seed: int, args, data_root: str, env: dict[str, str]) -> dict:
-    """One run: train (with ``--test`` also test; for the first seed, unless ``--no-vis``,
-    draw the pictures) in its own processes under ``<work-dir>/<config>/seed<S>``; its row."""
+    """One run: train (with ``--test`` also test) in its own processes under
+    ``<work-dir>/<config>/seed<S>``; its row."""
     name = config_name(config)
     run_dir = osp.join(args.work_dir, name, f'seed{seed}')
     shutil.rmtree(run_dir, ignore_errors=True)  # a stale run must not be read as this one
@@ -220,19 +220,27 @@ def train_one(config: str, seed: int, args, data_root: str, env: dict[str, str])
         dumps = sorted(glob.glob(osp.join(test_dir, '*', '*.json')), key=osp.getmtime)
         with open(dumps[-1]) as f:
             row['test_metrics'] = json.load(f)
-    if not args.no_vis and seed == args.seeds[0]:
-        val_dir = osp.join(data_root, 'img_dir', 'val')
-        image = osp.join(val_dir, sorted(os.listdir(val_dir))[0])
-        cmd = [py, 'tools/analysis/visualize.py', config, checkpoint, '--img', image,
-               '--out-dir', osp.join(args.work_dir, 'vis')]
-        if row['slug'].startswith('nltv'):
-            cmd += ['--cfg-options', 'model.decode_head.nltv.test_iters=100']
-        log = osp.join(run_dir, 'vis.out')
-        row['vis_seconds'] = round(run_process(cmd, log, env), 1)
-        with open(log) as f:
-            row['pictures'] = [osp.relpath(p.strip(), args.work_dir) for p in f
-                               if p.strip().endswith('.png') and osp.isfile(p.strip())]
     return row
+
+
+def draw_pictures(row: dict, args, data_root: str, threads: int) -> list[str]:
+    """tools/analysis/visualize.py's pictures of a finished run on the first val image,
+    drawn in this process (no start-up per picture; torch limited to ``threads``);
+    their paths relative to the work dir."""
+    import torch
+    from analysis.visualize import visualize
+
+    torch.set_num_threads(threads)
+    val_dir = osp.join(data_root, 'img_dir', 'val')
+    image = osp.join(val_dir, sorted(os.listdir(val_dir))[0])
+    options = ({'model.decode_head.nltv.test_iters': 100} if row['slug'].startswith('nltv')
+               else None)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        paths = visualize(osp.join(ROOT, row['config']), osp.join(args.work_dir,
+                          row['checkpoint']), image, out_dir=osp.join(args.work_dir, 'vis'),
+                          name=row['name'], cfg_options=options)
+    return [osp.relpath(p, args.work_dir) for p in paths]
 
 
 # ---------------------------------------------------------------- aggregation and tables
@@ -544,7 +552,8 @@ def write_summary(args, rows: list[dict], failures: list[str], wall: float,
              'validation of each run (tools/train.py, vis_data/scalars.json)'
              + ('; tools/test.py on every final checkpoint' if args.test else ''),
              f'- wall time: {format_elapsed(wall)} ({wall:.0f} s)'
-             + (f'; pictures {vis_s:.0f} s of run time in all' if not args.no_vis else ''),
+             + (f'; pictures (seed {args.seeds[0]}, tools/analysis/visualize.py, in the '
+               f'driver process) {vis_s:.0f} s in all' if not args.no_vis else ''),
              '- spread: min-max over the seeds and the sample standard deviation (n - 1); '
              'per seed: the mIoU of each seed in seed order', '']
     for task, entries in tasks.items():
@@ -613,6 +622,16 @@ def main(argv=None) -> int:
             if config not in params:  # built here once per config, in this process
                 params[config] = count_parameters(config)
             row['params_m'] = params[config]
+            if not args.no_vis and seed == args.seeds[0]:
+                # drawn here while the other jobs train: one process, no start-up per head
+                vis_start = time.perf_counter()
+                try:
+                    row['pictures'] = draw_pictures(row, args, data_roots[row['task']],
+                                                    int(env['OMP_NUM_THREADS']))
+                except Exception as err:  # a picture must not lose the run's figures
+                    print(f"[demo] pictures of {row['slug']} failed: {err}", flush=True)
+                    row['vis_error'] = str(err)
+                row['vis_seconds'] = round(time.perf_counter() - vis_start, 1)
             rows.append(row)
             print(progress_line(len(rows) + len(failures), len(runs), row,
                               time.perf_counter() - start), flush=True)
