@@ -16,6 +16,7 @@ import os
 import os.path as osp
 import shutil
 import tempfile
+from typing import Optional
 
 import numpy as np
 
@@ -26,17 +27,32 @@ KEY_COLOURS = ((255, 0, 0), (0, 255, 0), (0, 0, 255))
 #: Grey level of every disc, whatever its class: discs look identical.
 DISC_GREY = 200
 BACKGROUND_RANGE = (40, 120)
-#: Width of the key strip in pixels: 1.5 feature cells at output stride 8.
+#: Width of the key strip in pixels at size 96 (1.5 feature cells at output stride 8); other
+#: sizes scale it: size // 8.
 KEY_WIDTH = 12
-#: Disc radii in pixels (inclusive range).
+#: Disc radii in pixels (inclusive range) at size 96; other sizes: (size // 12, size // 8).
 DISC_RADIUS = (8, 12)
 
 
-def render_sample(rng: np.random.Generator, size: int = 96, key_width: int = KEY_WIDTH,
+def default_geometry(size: int) -> tuple[int, tuple[int, int]]:
+    """Key-strip width and disc radius range for an image side of ``size`` pixels: the size-96
+    geometry (``KEY_WIDTH``, ``DISC_RADIUS``) scaled with the image (64: width 8, radii 5-8)."""
+    return size // 8, (size // 12, size // 8)
+
+
+def render_sample(rng: np.random.Generator, size: int = 96, key_width: Optional[int] = None,
                   num_discs: tuple[int, int] = (2, 4),
-                  radius: tuple[int, int] = DISC_RADIUS) -> tuple[np.ndarray, np.ndarray]:
+                  radius: Optional[tuple[int, int]] = None) -> tuple[np.ndarray, np.ndarray]:
     """Draw one (image, label) pair: an (size, size, 3) uint8 RGB image and an
-    (size, size) uint8 label map with values in 0..3."""
+    (size, size) uint8 label map with values in 0..3. ``key_width`` and ``radius`` default to
+    :func:`default_geometry` of ``size``."""
+    default_width, default_radius = default_geometry(size)
+    key_width = default_width if key_width is None else key_width
+    radius = default_radius if radius is None else radius
+    if key_width < 1 or radius[0] < 1 or radius[1] < radius[0]:
+        raise ValueError(f'key_width must be >= 1 and radius a range (lo, hi) with '
+                         f'1 <= lo <= hi, got key_width={key_width}, radius={radius} '
+                         f'(size={size}; the default geometry needs size >= 12)')
     if size < 4 * (key_width + radius[1]):
         raise ValueError(f'size must be >= 4 * (key_width + max radius) = '
                          f'{4 * (key_width + radius[1])}, got {size}')
@@ -62,9 +78,11 @@ def render_sample(rng: np.random.Generator, size: int = 96, key_width: int = KEY
     return img, label
 
 
-def labels_from_image(img: np.ndarray, key_width: int = KEY_WIDTH) -> np.ndarray:
+def labels_from_image(img: np.ndarray, key_width: Optional[int] = None) -> np.ndarray:
     """Recover the label map from an image (used to check consistency): disc pixels take
-    the class of the key strip's colour; everything else is background."""
+    the class of the key strip's colour; everything else is background. ``key_width``
+    defaults to that of :func:`default_geometry` for the image's side."""
+    key_width = default_geometry(img.shape[1])[0] if key_width is None else key_width
     left = img[:, :key_width].reshape(-1, 3)
     right = img[:, -key_width:].reshape(-1, 3)
     key = None

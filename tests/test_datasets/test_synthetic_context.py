@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from nlseg.datasets.synthetic_context_generator import (CLASSES, DISC_GREY, KEY_COLOURS, KEY_WIDTH,
+from nlseg.datasets.synthetic_context_generator import (CLASSES, DISC_GREY, DISC_RADIUS,
+                                                        KEY_COLOURS, KEY_WIDTH, default_geometry,
                                                         generate_synthetic_context,
                                                         labels_from_image, render_sample)
 
@@ -90,3 +91,23 @@ def test_bad_generator_arguments(tmp_path):
         generate_synthetic_context(str(tmp_path / 'f'), num_train=0)
     with pytest.raises(ValueError, match='size'):
         render_sample(np.random.Generator(np.random.PCG64(0)), size=8)
+
+
+@pytest.mark.parametrize('size', [64, 96])
+def test_geometry_scales_with_the_image(size):
+    """Key width size // 8 and disc radii (size // 12, size // 8): the size-96 geometry
+    (KEY_WIDTH, DISC_RADIUS) at every size; labels stay recoverable from the image."""
+    width, (r_lo, r_hi) = default_geometry(size)
+    assert (width, r_lo, r_hi) == (size // 8, size // 12, size // 8)
+    if size == 96:
+        assert (width, (r_lo, r_hi)) == (KEY_WIDTH, DISC_RADIUS)
+    rng = np.random.Generator(np.random.PCG64(1))
+    for _ in range(20):
+        img, label = render_sample(rng, size=size)
+        assert img.shape == (size, size, 3)
+        np.testing.assert_array_equal(label, labels_from_image(img))
+        key_left = any((img[:, :width] == c).all() for c in KEY_COLOURS)
+        key_right = any((img[:, -width:] == c).all() for c in KEY_COLOURS)
+        assert key_left != key_right
+        cols = np.nonzero((label > 0).any(axis=0))[0]
+        assert (cols.min() >= size // 2) if key_left else (cols.max() < size // 2)

@@ -86,10 +86,10 @@ class NonLocalBlock(NonLocalBase):
                 raise ValueError('zeros_init=True (mmcv NonLocal2d) contradicts '
                                  'zero_init_output=False: pass one of them')
             zero_init_output = zeros_init
-        self.init_std = check_real('std', std, low=0)
+        check_real('std', std, low=0)
         super().__init__(in_channels, reduction=reduction, conv_cfg=conv_cfg,
                          norm_cfg=norm_cfg, impl=impl, zero_init_output=zero_init_output,
-                         use_scale=use_scale)
+                         use_scale=use_scale, init_std=std)
         #: mmcv's zeros_init=False (output norm drawn from normal(std)); None: not given
         self.zeros_init = zeros_init
         self.mode = mode
@@ -212,11 +212,11 @@ class AdaptiveNonLocalBlock(NonLocalBlock):
     def __init__(self, in_channels: int, reduction: int = 2, conv_cfg: Optional[dict] = None,
                  norm_cfg: Optional[dict] = None, impl: str = 'auto', use_scale: bool = False,
                  mode: str = 'embedded_gaussian', lambda_act: Optional[str] = None,
-                 zero_init_output: bool = True) -> None:
+                 zero_init_output: bool = True, std: float = 0.01) -> None:
         check_choice('lambda_act', lambda_act, LAMBDA_ACTS)
         super().__init__(in_channels, reduction=reduction, conv_cfg=conv_cfg,
                          norm_cfg=norm_cfg, impl=impl, use_scale=use_scale, mode=mode,
-                         zero_init_output=zero_init_output)
+                         zero_init_output=zero_init_output, std=std)
         self.lambda_act = lambda_act
         self.lambda_x = build_conv_layer(conv_cfg, in_channels, 1, kernel_size=3, padding=1)
 

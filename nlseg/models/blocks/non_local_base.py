@@ -29,7 +29,7 @@ from mmcv.cnn import ConvModule
 
 from nlseg.ops.impl_choice import IMPLS, resolve_impl  # IMPLS: the one vocabulary of paths
 from nlseg.validation import check_bool, check_choice, check_feature_map, check_int, \
-    check_optional_dict
+    check_optional_dict, check_real
 from .output_projection import default_init_output, zero_init_output
 
 __all__ = ['NonLocalBase', 'IMPLS', 'NL_MODES', 'SOFTMAX_MODES', 'inter_channels_of',
@@ -85,6 +85,9 @@ class NonLocalBase(nn.Module):
         zero_init_output: zero the output norm (or conv without norm): identity at init.
         use_scale: divide embedded_gaussian logits by sqrt(C') (blocks without a softmax
             kernel, SNL, leave it False: :attr:`scale` is then 1).
+        init_std: std of the normal init of the embeddings g/theta/phi (mmcv's 0.01, made
+            for blocks inserted into pretrained networks; trained from scratch, a larger
+            value lets a learned affinity leave uniform sooner, docs/nonlocal.md).
 
     Subclasses set :attr:`kernel` (a kernel name of :mod:`nlseg.ops.impl_choice`) and
     implement :meth:`dense_affinity`.
@@ -95,7 +98,8 @@ class NonLocalBase(nn.Module):
 
     def __init__(self, in_channels: int, reduction: int = 2, conv_cfg: Optional[dict] = None,
                  norm_cfg: Optional[dict] = None, impl: str = 'auto',
-                 zero_init_output: bool = True, use_scale: bool = False) -> None:
+                 zero_init_output: bool = True, use_scale: bool = False,
+                 init_std: float = 0.01) -> None:
         super().__init__()
         self.inter_channels = inter_channels_of(in_channels, reduction)
         check_choice('impl', impl, IMPLS)
@@ -103,6 +107,8 @@ class NonLocalBase(nn.Module):
         check_optional_dict('norm_cfg', norm_cfg)
         check_bool('zero_init_output', zero_init_output)
         check_bool('use_scale', use_scale)
+        #: std of the normal init of g/theta/phi (``init_weights`` without arguments)
+        self.init_std = check_real('init_std', init_std, low=0)
         self.in_channels = in_channels
         self.reduction = reduction
         self.conv_cfg = conv_cfg

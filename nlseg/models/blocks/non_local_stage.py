@@ -80,12 +80,13 @@ class NonLocalStage(NonLocalBase):
         use_scale: divide the embedded Gaussian logits by sqrt(C').
         mode: the kernel, one of :data:`NS_MODES` (see the module docstring).
         zero_init_output: as :class:`NonLocalBlock` (every unit's output norm).
+        init_std: std of the normal init of g/theta/phi (default 0.01, mmcv's).
     """
 
     def __init__(self, in_channels: int, reduction: int = 2, conv_cfg: Optional[dict] = None,
                  norm_cfg: Optional[dict] = None, impl: str = 'auto', num_units: int = 2,
                  use_scale: bool = True, mode: str = 'embedded_gaussian',
-                 zero_init_output: bool = True) -> None:
+                 zero_init_output: bool = True, init_std: float = 0.01) -> None:
         if mode in NL_MODES and mode not in NS_MODES:
             raise ValueError(f'NonLocalStage does not support mode={mode!r}: the diffusion '
                              'form Z + W (A - I) g needs a row-normalised affinity (rows '
@@ -95,7 +96,7 @@ class NonLocalStage(NonLocalBase):
         check_int('num_units', num_units)
         super().__init__(in_channels, reduction=reduction, conv_cfg=conv_cfg,
                          norm_cfg=norm_cfg, impl=impl, zero_init_output=zero_init_output,
-                         use_scale=use_scale)
+                         use_scale=use_scale, init_std=init_std)
         self.num_units = num_units
         self.mode = mode
         #: kernel of :mod:`nlseg.ops.impl_choice` deciding impl='auto'
@@ -111,9 +112,10 @@ class NonLocalStage(NonLocalBase):
             for _ in range(num_units))
         self.init_weights()
 
-    def init_weights(self, std: float = 0.01) -> None:
-        """g/theta/phi normal(std); every unit's output norm (or conv) zero (identity), or
-        ConvModule's init with ``zero_init_output=False``."""
+    def init_weights(self, std: Optional[float] = None) -> None:
+        """g/theta/phi normal(std) (default ``init_std``); every unit's output norm (or conv)
+        zero (identity), or ConvModule's init with ``zero_init_output=False``."""
+        std = self.init_std if std is None else std
         convs = [u.g for u in self.units]
         if self.mode != 'gaussian':
             convs.append(self.theta)

@@ -87,6 +87,7 @@ class SpectralNonLocalBlock(NonLocalBase):
             paper's eq. 9/11). The ReLU's gradient at a zero-initialised output is 0, so the
             gate would stay shut forever: ``output_relu=True`` needs ``zero_init_output=False``
             (ValueError otherwise).
+        init_std: std of the normal init of theta/phi/g (default 0.01, the authors').
     """
 
     kernel = 'relu_dot'
@@ -95,13 +96,14 @@ class SpectralNonLocalBlock(NonLocalBase):
                  norm_cfg: Optional[dict] = None, impl: str = 'auto',
                  generalized: bool = False, affinity: str = 'symmetric',
                  zero_init_output: bool = True, stage_num: int = 1,
-                 output_relu: bool = False) -> None:
+                 output_relu: bool = False, init_std: float = 0.01) -> None:
         check_choice('affinity', affinity, NORMALIZATIONS)
         check_bool('generalized', generalized)
         check_int('stage_num', stage_num)
         check_bool('output_relu', output_relu)
         super().__init__(in_channels, reduction=reduction, conv_cfg=conv_cfg,
-                         norm_cfg=norm_cfg, impl=impl, zero_init_output=zero_init_output)
+                         norm_cfg=norm_cfg, impl=impl, zero_init_output=zero_init_output,
+                         init_std=init_std)
         if output_relu and zero_init_output:
             raise ValueError(
                 'output_relu=True needs zero_init_output=False: the ReLU after a '
@@ -131,10 +133,11 @@ class SpectralNonLocalBlock(NonLocalBase):
     def output_convs(self, unit: nn.Module) -> list[nn.Module]:
         return [unit.w1, unit.w2] + ([unit.w3] if self.generalized else [])
 
-    def init_weights(self, std: float = 0.01) -> None:
-        """theta/phi/g normal(std); every unit's norm (or, without norm, w1..w3) zero:
-        identity. With ``zero_init_output=False`` the norm is weight 1, bias 0 and w1..w3 keep
-        their default (kaiming) init."""
+    def init_weights(self, std: Optional[float] = None) -> None:
+        """theta/phi/g normal(std) (default ``init_std``); every unit's norm (or, without norm,
+        w1..w3) zero: identity. With ``zero_init_output=False`` the norm is weight 1, bias 0
+        and w1..w3 keep their default (kaiming) init."""
+        std = self.init_std if std is None else std
         for m in [self.theta, self.phi] + [u.g for u in self.stage_units]:
             normal_init(m, std=std)
         for unit in self.stage_units:

@@ -43,4 +43,5 @@ class ARNLHead(ContextFCNHead):
         self.nl_block = AdaptiveNonLocalBlock(
             in_channels=self.channels, reduction=reduction, conv_cfg=self.conv_cfg,
             norm_cfg=self.norm_cfg, impl=impl, use_scale=use_scale, mode=mode,
-            lambda_act=lambda_act, zero_init_output=self.zero_init_output)
+            lambda_act=lambda_act, zero_init_output=self.zero_init_output,
+            std=self.init_std)

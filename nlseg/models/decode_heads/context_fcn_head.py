@@ -22,7 +22,8 @@ class ContextFCNHead(FCNHead):
     ``zero_init_output``: True, the default, zero-initialises the block's output norm so it
     starts as the identity, as mmcv does; False keeps the norm's weight 1) and store it under
     the name in ``block_name`` (``nl_block`` for the NLHead drop-in, so its checkpoints load
-    unchanged).
+    unchanged). ``init_std`` (default 0.01, mmcv's) is the std of the normal init of the
+    block's embeddings g/theta/phi, passed to the block.
     The ``BaseDecodeHead`` arguments mmseg leaves unchecked are checked with clear errors, and
     the selected input is checked before any work (:func:`check_head_inputs`). The block's
     arguments (``zero_init_output`` included) are checked once, by the block.
@@ -30,7 +31,8 @@ class ContextFCNHead(FCNHead):
 
     block_name = 'block'
 
-    def __init__(self, zero_init_output: bool = True, **kwargs) -> None:
+    def __init__(self, zero_init_output: bool = True, init_std: float = 0.01,
+                 **kwargs) -> None:
         num_convs = kwargs.pop('num_convs', 2)
         if num_convs != 2:
             raise ValueError(f'{type(self).__name__} has num_convs=2 (the block sits between '
@@ -42,6 +44,8 @@ class ContextFCNHead(FCNHead):
         super().__init__(num_convs=2, **kwargs)
         #: passed to the block: False opens its output norm at init (weight 1, not 0)
         self.zero_init_output = zero_init_output
+        #: passed to the block: std of the normal init of its embeddings g/theta/phi
+        self.init_std = init_std
 
     @property
     def context_block(self) -> nn.Module:

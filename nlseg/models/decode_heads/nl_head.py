@@ -32,4 +32,5 @@ class NonLocalHead(ContextFCNHead):
         self.nl_block = NonLocalBlock(
             in_channels=self.channels, reduction=reduction, conv_cfg=self.conv_cfg,
             norm_cfg=self.norm_cfg, impl=impl, use_scale=use_scale, mode=mode,
-            sub_sample=sub_sample, zero_init_output=self.zero_init_output)
+            sub_sample=sub_sample, zero_init_output=self.zero_init_output,
+            std=self.init_std)

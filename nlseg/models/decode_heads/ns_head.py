@@ -32,4 +32,4 @@ class NSHead(ContextFCNHead):
         self.ns_stage = NonLocalStage(
             in_channels=self.channels, reduction=reduction, conv_cfg=self.conv_cfg,
             norm_cfg=self.norm_cfg, impl=impl, num_units=num_units, use_scale=use_scale,
-            mode=mode, zero_init_output=self.zero_init_output)
+            mode=mode, zero_init_output=self.zero_init_output, init_std=self.init_std)

@@ -35,7 +35,7 @@ class SNLHead(ContextFCNHead):
             in_channels=self.channels, reduction=reduction, conv_cfg=self.conv_cfg,
             norm_cfg=self.norm_cfg, impl=impl, generalized=self.generalized,
             affinity=affinity, zero_init_output=self.zero_init_output, stage_num=stage_num,
-            output_relu=output_relu)
+            output_relu=output_relu, init_std=self.init_std)
 
 
 @MODELS.register_module()
