@@ -452,7 +452,7 @@ def bar_chart(tasks: dict[str, list[dict]], path: str) -> str:
         ax.set_xticks(list(xs))
         ax.set_xticklabels(names, rotation=30, ha='right', fontsize=8)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc='lower right', fontsize=7)
+            ax.legend(loc='best', fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
