@@ -1,7 +1,9 @@
 """`make demo`: every demo head over several seeds, on the embedded synthetic tasks.
 
-Runs = demo configs x seeds. Each run is one ``tools/train.py`` process (as a user would
-run it; ``--cfg-options randomness.seed=S``), ``--jobs`` of them at a time, each with
+Runs = demo configs x seeds. Each run is one process running ``tools/train.py`` as its
+``__main__`` with the arguments a user would give it (``--cfg-options randomness.seed=S``),
+forked from a fork server that imported torch, mmcv, mmseg and nlseg once (a fresh process
+per run, without the seconds of imports each), ``--jobs`` of them at a time, each with
 ``OMP_NUM_THREADS = MKL_NUM_THREADS = max(1, cores // jobs)``. A run's metrics are those of
 its final validation (at ``max_iters``), read from the run's ``vis_data/scalars.json``;
 ``--test`` also runs ``tools/test.py`` on each final checkpoint. The FCN baselines are
@@ -151,6 +153,68 @@ def run_scalars(run_dir: str) -> str:
     return files[-1]
 
 
+#: modules the fork server imports once: every training run is forked from it, so no run
+#: pays the seconds of importing torch, mmcv, mmseg and nlseg again
+PRELOAD = ['torch', 'mmcv.ops', 'mmengine.runner', 'mmseg.models', 'mmseg.datasets',
+           'mmseg.evaluation', 'nlseg']
+_CONTEXT = None
+
+
+def run_context():
+    """The multiprocessing context of the runs: a fork server that has imported
+    :data:`PRELOAD` (a fresh process per run, forked from a process that never computed)."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        import multiprocessing
+        from multiprocessing import forkserver
+        _CONTEXT = multiprocessing.get_context('forkserver')
+        _CONTEXT.set_forkserver_preload(PRELOAD)
+        forkserver.ensure_running()  # here, once, before runs start from several threads
+    return _CONTEXT
+
+
+def _tool_main(tool: str, argv: list[str], log_path: str, threads: int) -> None:
+    """In a forked run process: ``tools/<tool>.py argv`` as its ``__main__``, exactly as
+    ``python tools/<tool>.py argv`` would run it, its output in ``log_path``, torch limited to
+    ``threads`` threads."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.chdir(ROOT)
+    try:
+        import runpy
+
+        import torch
+        torch.set_num_threads(threads)
+        sys.argv = [osp.join('tools', f'{tool}.py'), *argv]
+        runpy.run_path(osp.join(ROOT, 'tools', f'{tool}.py'), run_name='__main__')
+    except SystemExit as exit_:  # tools exit through sys.exit / argparse
+        if exit_.code not in (None, 0):
+            raise
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+        raise
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+def run_tool(tool: str, argv: list[str], log_path: str, threads: int) -> float:
+    """Run ``tools/<tool>.py argv`` in a process forked from the fork server, output to
+    ``log_path``; return its wall time; RuntimeError with the log's tail on failure."""
+    start = time.perf_counter()
+    proc = run_context().Process(target=_tool_main, args=(tool, argv, log_path, threads))
+    proc.start()
+    proc.join()
+    if proc.exitcode != 0:
+        with open(log_path) as log:
+            tail = ''.join(log.readlines()[-30:])
+        raise RuntimeError(f'tools/{tool}.py {shlex.join(argv)} failed (exit '
+                           f'{proc.exitcode}); log {log_path}:\n{tail}')
+    return time.perf_counter() - start
+
+
 def run_process(cmd: list[str], log_path: str, env: dict[str, str]) -> float:
     """Run ``cmd`` in the repository root, output to ``log_path``; return its wall time;
     RuntimeError with the log's tail on failure."""
@@ -195,8 +259,8 @@ def train_one(config: str, seed: int, args, data_root: str, env: dict[str, str])
     options = data_options(data_root) + args.schedule_options + list(args.cfg_options) + [
         f'randomness.seed={seed}']
     py = sys.executable
-    train_s = run_process([py, 'tools/train.py', config, '--work-dir', run_dir,
-                           '--cfg-options', *options], osp.join(run_dir, 'train.out'), env)
+    train_s = run_tool('train', [config, '--work-dir', run_dir, '--cfg-options', *options],
+                       osp.join(run_dir, 'train.out'), int(env['OMP_NUM_THREADS']))
     metrics, sec_per_iter = read_scalars(run_scalars(run_dir))
     with open(osp.join(run_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
@@ -600,6 +664,10 @@ def main(argv=None) -> int:
     runs = schedule_runs(configs, args.seeds)
     jobs = min(args.jobs, len(runs))
     env = thread_env(args.jobs)
+    # the fork server (and so every run forked from it) starts with these threads
+    os.environ.update(OMP_NUM_THREADS=env['OMP_NUM_THREADS'],
+                      MKL_NUM_THREADS=env['MKL_NUM_THREADS'])
+    run_context()
     print(f'[demo] {len(runs)} runs ({len(configs)} configs x {len(args.seeds)} seeds), '
           f'{jobs} at a time, OMP_NUM_THREADS={env["OMP_NUM_THREADS"]} each', flush=True)
     params: dict[str, float] = {}
