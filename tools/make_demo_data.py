@@ -2,7 +2,7 @@
 
 Two tasks, each with its own generator and folder (where the demo configs look):
 
-* ``context``: ``data/synthetic_context``, discs whose class is named by a colour key on the
+* ``context``: ``data/synthetic_context_64x64``, discs whose class is named by a colour key on the
   far side of the image (``nlseg.datasets.synthetic_context_generator``);
 * ``regions``: ``data/synthetic_regions`` (``nlseg.datasets.synthetic_regions_generator``).
 
@@ -31,7 +31,7 @@ DEMO_CONFIGS = osp.join(ROOT, 'configs', 'demo')
 #: task name -> (generator module, generator function, default output folder)
 TASK_DATA = {
     'context': ('nlseg.datasets.synthetic_context_generator', 'generate_synthetic_context',
-                osp.join(ROOT, 'data', 'synthetic_context')),
+                osp.join(ROOT, 'data', 'synthetic_context_64x64')),
     'regions': ('nlseg.datasets.synthetic_regions_generator', 'generate_synthetic_regions',
                 osp.join(ROOT, 'data', 'synthetic_regions')),
 }

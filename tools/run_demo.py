@@ -68,6 +68,10 @@ TASKS = {
     'regions': dict(baseline='fcn-regions', title='Regions'),
 }
 BASELINE_SLUGS = tuple(t['baseline'] for t in TASKS.values())
+#: demo configs left out of the default run (still run when named with --configs):
+#: NLTV over the key-task FCN is kept for the reliability tests, but the key task is not
+#: NLTV's claim (it links discs to discs, not to the key); the regions task shows it
+NOT_BENCHMARKED = ('nltv-fcn',)
 
 
 def config_name(path: str) -> str:
@@ -652,7 +656,8 @@ def main(argv=None) -> int:
         configs = [osp.abspath(c) for c in args.configs]
     else:
         configs = sorted(c for t in TASKS
-                         for c in glob.glob(osp.join(DEMO_CONFIGS, f'*_synthetic-{t}-*.py')))
+                         for c in glob.glob(osp.join(DEMO_CONFIGS, f'*_synthetic-{t}-*.py'))
+                         if config_slug(c) not in NOT_BENCHMARKED)
     if not configs:
         raise FileNotFoundError(f'no demo configs in {DEMO_CONFIGS}')
     for c in configs:

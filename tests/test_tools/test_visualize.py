@@ -12,7 +12,7 @@ from tests.helpers import ROOT
 
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
 
-DEMO = 'configs/demo/{}_r18-d8_600iter_synthetic-context-96x96.py'
+DEMO = 'configs/demo/{}_r18s3-d8_500iter_synthetic-context-64x64.py'
 
 
 @pytest.fixture(scope='module')

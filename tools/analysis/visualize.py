@@ -48,7 +48,7 @@ if ROOT not in sys.path:
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-DEMO_VAL_DIR = osp.join(ROOT, 'data', 'synthetic_context', 'img_dir', 'val')
+DEMO_VAL_DIR = osp.join(ROOT, 'data', 'synthetic_context_64x64', 'img_dir', 'val')
 #: Panel geometry: each panel shows the image scaled by an integer factor to at least this
 #: many pixels on its longer side, under a title band of TITLE_PX pixels.
 MIN_PANEL_PX = 256

@@ -1,9 +1,9 @@
 # The synthetic long-range-context data set (nlseg's embedded demo): make it with
-# `python tools/make_demo_data.py`. Discs whose class is given by a colour key on the
-# opposite side of the image; 400 train / 100 val images of 96 x 96.
+# `python tools/make_demo_data.py --task context`. Discs whose class is given by a colour key
+# on the opposite side of the image; 400 train / 100 val images of 64 x 64.
 dataset_type = 'SyntheticContextDataset'
-data_root = 'data/synthetic_context'
-crop_size = (96, 96)
+data_root = 'data/synthetic_context_64x64'
+crop_size = (64, 64)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),

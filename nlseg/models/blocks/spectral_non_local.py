@@ -88,6 +88,11 @@ class SpectralNonLocalBlock(NonLocalBase):
             gate would stay shut forever: ``output_relu=True`` needs ``zero_init_output=False``
             (ValueError otherwise).
         init_std: std of the normal init of theta/phi/g (default 0.01, the authors').
+        zero_init_local: zero the terms that do not pass through A at init, w1 (and w3 of
+            gSNL), so that the block starts as the NL block (eq. 9 with W1 = 0, the paper's
+            remark "NL is SNL with W1 = 0"; gSNL with W1 = W3 = 0) and learns its local terms
+            from there. Only with ``zero_init_output=False`` (with a zero output norm the block
+            starts as the identity anyway; ValueError otherwise). Default False (the authors').
     """
 
     kernel = 'relu_dot'
@@ -96,14 +101,21 @@ class SpectralNonLocalBlock(NonLocalBase):
                  norm_cfg: Optional[dict] = None, impl: str = 'auto',
                  generalized: bool = False, affinity: str = 'symmetric',
                  zero_init_output: bool = True, stage_num: int = 1,
-                 output_relu: bool = False, init_std: float = 0.01) -> None:
+                 output_relu: bool = False, init_std: float = 0.01,
+                 zero_init_local: bool = False) -> None:
         check_choice('affinity', affinity, NORMALIZATIONS)
         check_bool('generalized', generalized)
         check_int('stage_num', stage_num)
         check_bool('output_relu', output_relu)
+        check_bool('zero_init_local', zero_init_local)
         super().__init__(in_channels, reduction=reduction, conv_cfg=conv_cfg,
                          norm_cfg=norm_cfg, impl=impl, zero_init_output=zero_init_output,
                          init_std=init_std)
+        if zero_init_local and zero_init_output:
+            raise ValueError(
+                'zero_init_local=True needs zero_init_output=False: with a zero-initialised '
+                'output norm the block starts as the identity, and zeroing w1/w3 as well '
+                'changes nothing at init')
         if output_relu and zero_init_output:
             raise ValueError(
                 'output_relu=True needs zero_init_output=False: the ReLU after a '
@@ -113,6 +125,7 @@ class SpectralNonLocalBlock(NonLocalBase):
         self.affinity = affinity
         self.stage_num = stage_num
         self.output_relu = output_relu
+        self.zero_init_local = zero_init_local
         c, ci = in_channels, self.inter_channels
         self.theta = build_conv_layer(conv_cfg, c, ci, kernel_size=1)
         self.phi = build_conv_layer(conv_cfg, c, ci, kernel_size=1)
@@ -144,6 +157,9 @@ class SpectralNonLocalBlock(NonLocalBase):
             if not self.zero_init_output:
                 for m in self.output_convs(unit):
                     m.reset_parameters()
+                if self.zero_init_local:  # start as NL: Y = X + norm(w2 A Z)
+                    for m in [unit.w1] + ([unit.w3] if self.generalized else []):
+                        constant_init(m, 0)
                 if not isinstance(unit.norm, nn.Identity):
                     constant_init(unit.norm, 1, bias=0)
             elif isinstance(unit.norm, nn.Identity):

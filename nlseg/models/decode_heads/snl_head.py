@@ -20,6 +20,8 @@ class SNLHead(ContextFCNHead):
             1: one block, today's state_dict keys).
         output_relu: ReLU after each unit's output norm, as the authors' codes (needs
             ``zero_init_output=False``).
+        zero_init_local: start as the NL block (w1, and w3 of gSNL, zero at init; needs
+            ``zero_init_output=False``): see :class:`SpectralNonLocalBlock`.
         **kwargs: of ``FCNHead``/``BaseDecodeHead`` (num_convs is fixed to 2).
     """
 
@@ -27,7 +29,8 @@ class SNLHead(ContextFCNHead):
     generalized = False
 
     def __init__(self, reduction: int = 2, affinity: str = 'symmetric', impl: str = 'auto',
-                 stage_num: int = 1, output_relu: bool = False, **kwargs) -> None:
+                 stage_num: int = 1, output_relu: bool = False, zero_init_local: bool = False,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.reduction = reduction
         self.affinity = affinity
@@ -35,7 +38,8 @@ class SNLHead(ContextFCNHead):
             in_channels=self.channels, reduction=reduction, conv_cfg=self.conv_cfg,
             norm_cfg=self.norm_cfg, impl=impl, generalized=self.generalized,
             affinity=affinity, zero_init_output=self.zero_init_output, stage_num=stage_num,
-            output_relu=output_relu, init_std=self.init_std)
+            output_relu=output_relu, init_std=self.init_std,
+            zero_init_local=zero_init_local)
 
 
 @MODELS.register_module()

@@ -1,5 +1,5 @@
 # HamburgerHead with the NMF ham (d = 64, r = 16: the demo is 8x thinner than HamNet).
-_base_ = ['./fcn_r18-d8_600iter_synthetic-context-96x96.py']
+_base_ = ['./fcn_r18s3-d8_500iter_synthetic-context-64x64.py']
 custom_imports = dict(imports=['nlseg'], allow_failed_imports=False)
 default_scope = 'mmseg'
 norm_cfg = dict(type='BN', requires_grad=True)
@@ -10,8 +10,8 @@ model = dict(
         ham_type='NMF',
         ham_channels=64,
         ham_kwargs=dict(MD_S=1, MD_R=16, train_steps=6, eval_steps=7, inv_t=1, rand_init=True),
-        in_channels=128,
-        in_index=3,
+        in_channels=64,
+        in_index=2,
         channels=64,
         dropout_ratio=0.1,
         num_classes=4,
