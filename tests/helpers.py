@@ -117,7 +117,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-DEMO_FCN_CONFIG = 'configs/demo/fcn_r18s3-d8_500iter_synthetic-context-64x64.py'
+DEMO_FCN_CONFIG = 'configs/demo/fcn_r18s3-d8_450iter_synthetic-context-64x64.py'
 
 
 def make_tiny_demo_data(out_dir: str, num_train: int = 8, num_val: int = 4) -> str:

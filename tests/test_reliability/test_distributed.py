@@ -19,7 +19,7 @@ SYNC_BN = ['model.backbone.norm_cfg.type=SyncBN', 'model.decode_head.norm_cfg.ty
 
 
 def _checked_config(tmp_path, slug: str) -> str:
-    base = osp.join(ROOT, 'configs', 'demo', f'{slug}_r18s3-d8_500iter_synthetic-context-64x64.py')
+    base = osp.join(ROOT, 'configs', 'demo', f'{slug}_r18s3-d8_450iter_synthetic-context-64x64.py')
     path = tmp_path / f'{slug}_checked.py'
     path.write_text(f'_base_ = [{base!r}]\n'
                     "custom_hooks = [dict(type='RNGStateHook'), "
@@ -62,7 +62,7 @@ def test_two_processes_keep_identical_parameters(tmp_path, data_root, slug, sync
 
 def test_sync_bn_config_single_process_is_reverted_to_bn(tmp_path, data_root):
     options = demo_cfg_options(data_root, 2, 2) + SYNC_BN
-    rc, out, err = run_tool('train', osp.join(ROOT, 'configs/demo/nl_r18s3-d8_500iter_'
+    rc, out, err = run_tool('train', osp.join(ROOT, 'configs/demo/nl_r18s3-d8_450iter_'
                                               'synthetic-context-64x64.py'),
                             '--work-dir', str(tmp_path / 'w'), '--cfg-options', *options)
     assert rc == 0, err[-3000:]

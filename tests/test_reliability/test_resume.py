@@ -21,7 +21,7 @@ MAX_ITERS, CHECKPOINT_EVERY = 4, 2
 
 
 def _demo_config(slug: str) -> str:
-    return osp.join(ROOT, 'configs', 'demo', f'{slug}_r18s3-d8_500iter_synthetic-context-64x64.py')
+    return osp.join(ROOT, 'configs', 'demo', f'{slug}_r18s3-d8_450iter_synthetic-context-64x64.py')
 
 
 def _crashing_config(tmp_path, slug: str, kill_after: int) -> str:

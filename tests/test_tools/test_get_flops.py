@@ -11,7 +11,7 @@ from tests.helpers import ROOT
 
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
 
-NL_CONFIG = 'configs/demo/nl_r18s3-d8_500iter_synthetic-context-64x64.py'
+NL_CONFIG = 'configs/demo/nl_r18s3-d8_450iter_synthetic-context-64x64.py'
 
 
 def _get_flops(config, shape=(32, 32), **cfg_options):
@@ -88,6 +88,6 @@ def test_decode_head_called_with_a_list():
 
 
 def test_hamburger_cd_counts_its_ridge_solve():
-    info = _get_flops('configs/demo/ham-cd_r18s3-d8_500iter_synthetic-context-64x64.py')
+    info = _get_flops('configs/demo/ham-cd_r18s3-d8_450iter_synthetic-context-64x64.py')
     assert info['flops_added'].get('linalg_solve', 0) > 0
     assert info['flops'] > info['flops_mmengine'] > 0

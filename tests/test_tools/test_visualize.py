@@ -12,7 +12,7 @@ from tests.helpers import ROOT
 
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
 
-DEMO = 'configs/demo/{}_r18s3-d8_500iter_synthetic-context-64x64.py'
+DEMO = 'configs/demo/{}_r18s3-d8_450iter_synthetic-context-64x64.py'
 
 
 @pytest.fixture(scope='module')

@@ -1,20 +1,18 @@
-# Nonlocal stage head: one affinity, two diffusion units.
-_base_ = ['./fcn_r18s3-d8_500iter_synthetic-context-64x64.py']
+# HamburgerHead with the NMF ham (d = 64, r = 16: the demo is 8x thinner than HamNet).
+_base_ = ['./fcn_r18s3-d8_450iter_synthetic-context-64x64.py']
 custom_imports = dict(imports=['nlseg'], allow_failed_imports=False)
 default_scope = 'mmseg'
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     decode_head=dict(
         _delete_=True,
-        type='NSHead',
-        reduction=2,
-        num_units=2,
+        type='HamburgerHead',
+        ham_type='NMF',
+        ham_channels=64,
+        ham_kwargs=dict(MD_S=1, MD_R=16, train_steps=6, eval_steps=7, inv_t=1, rand_init=True),
         in_channels=64,
         in_index=2,
         channels=64,
-        # open context path at init: the zero-initialised gate (mmcv's default) stays
-        # shut when trained from scratch (600 iterations, docs/nonlocal.md)
-        zero_init_output=False,
         dropout_ratio=0.1,
         num_classes=4,
         norm_cfg=norm_cfg,

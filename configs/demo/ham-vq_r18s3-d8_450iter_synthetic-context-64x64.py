@@ -1,5 +1,5 @@
-# HamburgerHead with the CD ham (d = 64, r = 16: the demo is 8x thinner than HamNet).
-_base_ = ['./fcn_r18s3-d8_500iter_synthetic-context-64x64.py']
+# HamburgerHead with the VQ ham (d = 64, r = 16: the demo is 8x thinner than HamNet).
+_base_ = ['./fcn_r18s3-d8_450iter_synthetic-context-64x64.py']
 custom_imports = dict(imports=['nlseg'], allow_failed_imports=False)
 default_scope = 'mmseg'
 norm_cfg = dict(type='BN', requires_grad=True)
@@ -7,7 +7,7 @@ model = dict(
     decode_head=dict(
         _delete_=True,
         type='HamburgerHead',
-        ham_type='CD',
+        ham_type='VQ',
         ham_channels=64,
         # inv_t=1, not HamNet's 100: at 100 the soft assignments are one-hot, discs and the key
         # strip fall into different clusters and the ham's output at a disc cannot depend on

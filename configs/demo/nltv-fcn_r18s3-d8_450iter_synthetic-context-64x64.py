@@ -1,7 +1,7 @@
 # NLTV-regularised softmax over the demo's FCN head: the kNN graph is built online from the
 # FCN head's last feature map; 3 unrolled PDHG steps in training, until the duality gap
 # reaches 1e-5 (at most 1500 steps) in testing.
-_base_ = ['./fcn_r18s3-d8_500iter_synthetic-context-64x64.py']
+_base_ = ['./fcn_r18s3-d8_450iter_synthetic-context-64x64.py']
 custom_imports = dict(imports=['nlseg'], allow_failed_imports=False)
 default_scope = 'mmseg'
 norm_cfg = dict(type='BN', requires_grad=True)
