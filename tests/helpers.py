@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import os.path as osp
 from typing import Any
 
@@ -156,3 +157,16 @@ def write_runner_checkpoint(tmp_path) -> str:
     cfg.work_dir = osp.join(str(tmp_path), 'work')
     Runner.from_cfg(cfg).train()
     return osp.join(cfg.work_dir, 'iter_1.pth')
+
+
+def folder_digest(folder: str) -> str:
+    """sha256 over the relative paths and bytes of every file below ``folder`` (sorted)."""
+    import hashlib
+    h = hashlib.sha256()
+    for root, _, files in sorted(os.walk(folder)):
+        for name in sorted(files):
+            path = osp.join(root, name)
+            h.update(osp.relpath(path, folder).encode())
+            with open(path, 'rb') as f:
+                h.update(f.read())
+    return h.hexdigest()

@@ -12,13 +12,11 @@ and lossless PNG).
 """
 from __future__ import annotations
 
-import os
-import os.path as osp
-import shutil
-import tempfile
 from typing import Optional
 
 import numpy as np
+
+from .seg_folder_writer import write_seg_folders
 
 CLASSES = ('background', 'red-keyed disc', 'green-keyed disc', 'blue-keyed disc')
 PALETTE = [[0, 0, 0], [220, 20, 60], [0, 160, 0], [30, 60, 220]]
@@ -108,27 +106,7 @@ def generate_synthetic_context(out_dir: str, num_train: int = 400, num_val: int 
     run leaves nothing half-written. An existing ``out_dir`` is replaced.
     Returns ``out_dir``.
     """
-    import cv2
-
     if num_train < 1 or num_val < 1:
         raise ValueError(f'num_train and num_val must be >= 1, got {num_train}, {num_val}')
-    parent = osp.dirname(osp.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='.synthetic_context-', dir=parent)
-    try:
-        rng = np.random.Generator(np.random.PCG64(seed))
-        for split, count in (('train', num_train), ('val', num_val)):
-            os.makedirs(osp.join(tmp, 'img_dir', split))
-            os.makedirs(osp.join(tmp, 'ann_dir', split))
-            for i in range(count):
-                img, label = render_sample(rng, size=size)
-                name = f'{i:04d}.png'
-                cv2.imwrite(osp.join(tmp, 'img_dir', split, name), img[:, :, ::-1])
-                cv2.imwrite(osp.join(tmp, 'ann_dir', split, name), label)
-        if osp.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+    return write_seg_folders(out_dir, lambda rng: render_sample(rng, size=size),
+                             {'train': num_train, 'val': num_val}, seed, 'synthetic_context')

@@ -1,4 +1,3 @@
-import hashlib
 import os
 import os.path as osp
 
@@ -10,25 +9,15 @@ from nlseg.datasets.synthetic_context_generator import (CLASSES, DISC_GREY, DISC
                                                         KEY_COLOURS, KEY_WIDTH, default_geometry,
                                                         generate_synthetic_context,
                                                         labels_from_image, render_sample)
-
-
-def _digest(folder):
-    h = hashlib.sha256()
-    for root, _, files in sorted(os.walk(folder)):
-        for name in sorted(files):
-            path = osp.join(root, name)
-            h.update(osp.relpath(path, folder).encode())
-            with open(path, 'rb') as f:
-                h.update(f.read())
-    return h.hexdigest()
+from tests.helpers import folder_digest
 
 
 def test_same_seed_same_bytes(tmp_path):
     a = generate_synthetic_context(str(tmp_path / 'a'), num_train=6, num_val=3, seed=3)
     b = generate_synthetic_context(str(tmp_path / 'b'), num_train=6, num_val=3, seed=3)
     c = generate_synthetic_context(str(tmp_path / 'c'), num_train=6, num_val=3, seed=4)
-    assert _digest(a) == _digest(b)
-    assert _digest(a) != _digest(c)
+    assert folder_digest(a) == folder_digest(b)
+    assert folder_digest(a) != folder_digest(c)
 
 
 def test_layout_and_labels_consistent_with_images(tmp_path):

@@ -1,6 +1,5 @@
 """The synthetic regions data set (the NLTV demo task) and its two demo configs."""
 import copy
-import hashlib
 import os
 import os.path as osp
 
@@ -13,7 +12,7 @@ from nlseg.datasets.synthetic_regions_generator import (CLASSES, MIN_COLOUR_DIST
                                                         MIN_REGION_AREA,
                                                         generate_synthetic_regions,
                                                         render_regions, render_sample, stripes)
-from tests.helpers import ROOT
+from tests.helpers import ROOT, folder_digest
 
 REGIONS_CONFIGS = sorted(
     osp.join(ROOT, 'configs', 'demo', name)
@@ -21,23 +20,12 @@ REGIONS_CONFIGS = sorted(
     if name.endswith('_synthetic-regions-64x64.py'))
 
 
-def _digest(folder):
-    h = hashlib.sha256()
-    for root, _, files in sorted(os.walk(folder)):
-        for name in sorted(files):
-            path = osp.join(root, name)
-            h.update(osp.relpath(path, folder).encode())
-            with open(path, 'rb') as f:
-                h.update(f.read())
-    return h.hexdigest()
-
-
 def test_same_seed_same_bytes(tmp_path):
     a = generate_synthetic_regions(str(tmp_path / 'a'), num_train=5, num_val=3, seed=3)
     b = generate_synthetic_regions(str(tmp_path / 'b'), num_train=5, num_val=3, seed=3)
     c = generate_synthetic_regions(str(tmp_path / 'c'), num_train=5, num_val=3, seed=4)
-    assert _digest(a) == _digest(b)
-    assert _digest(a) != _digest(c)
+    assert folder_digest(a) == folder_digest(b)
+    assert folder_digest(a) != folder_digest(c)
 
 
 def test_layout_written_atomically(tmp_path):

@@ -190,14 +190,14 @@ def test_tables_per_task_with_regions_columns():
     assert both.index('Long-range context') < both.index('Regions')
 
 
-def test_schedule_puts_baselines_first_then_seed_by_seed():
+def test_schedule_puts_baselines_first_then_slow_configs_then_seed_by_seed():
     configs = ['c/nl_a_synthetic-context-1.py', 'c/fcn_a_synthetic-context-1.py',
                'c/nltv-regions_a_synthetic-regions-1.py',
                'c/fcn-regions_a_synthetic-regions-1.py']
     runs = run_demo.schedule_runs(configs, [0, 1])
     assert [(slug(c), s) for c, s in runs] == [
         ('fcn', 0), ('fcn', 1), ('fcn-regions', 0), ('fcn-regions', 1),
-        ('nl', 0), ('nltv-regions', 0), ('nl', 1), ('nltv-regions', 1)]
+        ('nltv-regions', 0), ('nltv-regions', 1), ('nl', 0), ('nl', 1)]
     with pytest.raises(ValueError, match='seeds'):
         run_demo.schedule_runs(configs, [])
 
@@ -331,3 +331,4 @@ def test_quick_demo_end_to_end(tmp_path):
     assert '| fcn | 2 |' in md and '| snl | 2 |' in md
     assert 'meets claim' in md and 'wall time' in md and '![mIoU per head](miou.png)' in md
     assert osp.getsize(osp.join(work, 'miou.png')) > 0
+
