@@ -12,8 +12,9 @@ help:
 	@echo "make lint      install if needed, then ruff (ruff.toml) over the repository"
 	@echo "make test      install if needed, then run the whole test suite (slow tests included)"
 	@echo "make test-fast the suite without tests marked slow"
-	@echo "make demo      install if needed, make the demo data, train and test the heads"
-	@echo "               (QUICK=1 for the short variant)"
+	@echo "make demo      install if needed, make the demo data, train every demo head over"
+	@echo "               3 seeds (under 10 minutes on 2 cores); QUICK=1 a pipeline check,"
+	@echo "               FULL=1 the longer schedule, ARGS='...' more tools/run_demo.py options"
 
 install:
 	@bash scripts/install.sh

@@ -1,9 +1,9 @@
 # The demo schedule: 450 iterations of SGD with poly decay, validation and the checkpoint at
 # the end (mmseg's iteration-based practice, shortened so that `make demo` trains every head
 # over 3 seeds in under 10 minutes on 2 cores; `make demo FULL=1` trains longer).
-# lr 0.04 (mmseg's 0.01 x 4 for batches of 4 on one process would be smaller still; 0.02 in the
-# 2026-12-02 demo): at 0.02 with batches of 4, SNL / gSNL / Ham-VQ / ARNL reached 29.9 / 29.6 /
-# 64.2 / 72.6 seed-mean mIoU, at 0.04 47.2 / 33.3 / 78.1 / 79.1 (docs/demo_diagnosis.md)
+# lr 0.04 (0.02 in the 2026-12-02 demo): at 0.02 with batches of 4, SNL / gSNL / Ham-VQ / ARNL
+# reached 29.9 / 29.6 / 64.2 / 72.6 seed-mean mIoU, at 0.04 47.2 / 33.3 / 78.1 / 79.1
+# (docs/demo_diagnosis.md)
 optimizer = dict(type='SGD', lr=0.04, momentum=0.9, weight_decay=0.0005)
 optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer, clip_grad=None)
 param_scheduler = [
