@@ -167,6 +167,7 @@ CONSTRUCTOR_CASES = [
          r'zeros_init=True \(mmcv NonLocal2d\) contradicts zero_init_output=False'),
     case(NonLocalBlock, dict(std=-0.01), V, r'std must be >= 0, got -0\.01'),
     case(NonLocalBlock, dict(std='0.01'), T, r"std must be a real number"),
+    case(AdaptiveNonLocalBlock, dict(std=-1.0), V, r'std must be >= 0, got -1\.0'),
     case(AdaptiveNonLocalBlock, dict(zero_init_output=None), T,
          r'zero_init_output must be True or False'),
     # ---- AdaptiveNonLocalBlock
@@ -188,6 +189,7 @@ CONSTRUCTOR_CASES = [
                                                  r"\), got 'relu_dot'"),
     case(NonLocalStage, dict(use_scale='False'), T, r'use_scale must be True or False'),
     case(NonLocalStage, dict(zero_init_output=0), T, r'zero_init_output must be True or False'),
+    case(NonLocalStage, dict(init_std=-1.0), V, r'init_std must be >= 0, got -1\.0'),
     # ---- SpectralNonLocalBlock (SNL and gSNL)
     *nl_family_cases(SpectralNonLocalBlock),
     case(SpectralNonLocalBlock, dict(affinity='laplacian'), V, AFFINITY_RE),
@@ -200,6 +202,11 @@ CONSTRUCTOR_CASES = [
          r"output_relu must be True or False, got 'yes'"),
     case(SpectralNonLocalBlock, dict(output_relu=True), V,
          r'output_relu=True needs zero_init_output=False'),
+    case(SpectralNonLocalBlock, dict(init_std='0.1'), T, r'init_std must be a real number'),
+    case(SpectralNonLocalBlock, dict(zero_init_local='yes', zero_init_output=False), T,
+         r"zero_init_local must be True or False, got 'yes'"),
+    case(SpectralNonLocalBlock, dict(zero_init_local=True), V,
+         r'zero_init_local=True needs zero_init_output=False'),
     case(SpectralNonLocalBlock, dict(generalized='True'), T,
          r"generalized must be True or False, got 'True'"),
     case(SpectralNonLocalBlock, dict(generalized=True, reduction=-1), V,
@@ -267,6 +274,7 @@ CONSTRUCTOR_CASES = [
     case(NLTVSoftmax, dict(chunk_size=64.0), T, r'chunk_size must be an integer'),
     # ---- NonLocalHead (and the BaseDecodeHead arguments of every nlseg head)
     *head_base_cases(NonLocalHead),
+    case(NonLocalHead, dict(init_std=-0.1), V, r'init_std must be >= 0, got -0\.1'),
     case(NonLocalHead, dict(mode='softmax'), V, NL_MODES_RE),
     case(NonLocalHead, dict(zero_init_output=None), T, r'zero_init_output must be True or False'),
     case(NonLocalHead, dict(impl='fast'), V, IMPL_RE),
@@ -280,6 +288,7 @@ CONSTRUCTOR_CASES = [
          r"input_transform must be None or 'resize_concat', got 'multiple_select'"),
     # ---- ARNLHead
     *head_base_cases(ARNLHead),
+    case(ARNLHead, dict(init_std=-0.1), V, r'init_std must be >= 0, got -0\.1'),
     case(ARNLHead, dict(lambda_act='relu'), V, r"lambda_act must be one of \(None, 'softplus'\)"),
     case(ARNLHead, dict(zero_init_output=1), T, r'zero_init_output must be True or False'),
     case(ARNLHead, dict(mode='concatenation'), V, r"does not support mode='concatenation'"),
@@ -288,6 +297,7 @@ CONSTRUCTOR_CASES = [
     case(ARNLHead, dict(impl='sparse'), V, r"impl must be one of \('auto', 'dense', 'efficient'"),
     # ---- NSHead
     *head_base_cases(NSHead),
+    case(NSHead, dict(init_std=-0.1), V, r'init_std must be >= 0, got -0\.1'),
     case(NSHead, dict(num_units=0), V, r'num_units must be an integer >= 1, got 0'),
     case(NSHead, dict(zero_init_output='False'), T, r'zero_init_output must be True or False'),
     case(NSHead, dict(mode='dot_product'), V, r"does not support mode='dot_product'"),
@@ -297,6 +307,9 @@ CONSTRUCTOR_CASES = [
     case(NSHead, dict(impl='fast'), V, IMPL_RE),
     # ---- SNLHead, GSNLHead
     *head_base_cases(SNLHead),
+    case(SNLHead, dict(init_std=-0.1), V, r'init_std must be >= 0, got -0\.1'),
+    case(SNLHead, dict(zero_init_local=1, zero_init_output=False), T,
+         r'zero_init_local must be True or False, got 1'),
     case(SNLHead, dict(affinity='laplacian'), V, AFFINITY_RE),
     case(SNLHead, dict(zero_init_output=0.0), T, r'zero_init_output must be True or False'),
     case(SNLHead, dict(reduction=0), V, r'reduction must be an integer >= 1'),
@@ -305,6 +318,9 @@ CONSTRUCTOR_CASES = [
     case(SNLHead, dict(output_relu=1), T, r'output_relu must be True or False, got 1'),
     case(SNLHead, dict(output_relu=True), V, r'output_relu=True needs zero_init_output=False'),
     *head_base_cases(GSNLHead),
+    case(GSNLHead, dict(init_std=-0.1), V, r'init_std must be >= 0, got -0\.1'),
+    case(GSNLHead, dict(zero_init_local=1, zero_init_output=False), T,
+         r'zero_init_local must be True or False, got 1'),
     case(GSNLHead, dict(affinity=None), V, r"affinity must be one of \('symmetric', "),
     case(GSNLHead, dict(zero_init_output=[]), T, r'zero_init_output must be True or False'),
     case(GSNLHead, dict(reduction=1.0), T, r'reduction must be an integer'),

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 from mmseg.models.decode_heads.fcn_head import FCNHead
 
+from nlseg.validation import check_real
 from ..utils.head_inputs import check_decode_head_args, check_head_inputs
 
 __all__: list[str] = []
@@ -45,7 +46,7 @@ class ContextFCNHead(FCNHead):
         #: passed to the block: False opens its output norm at init (weight 1, not 0)
         self.zero_init_output = zero_init_output
         #: passed to the block: std of the normal init of its embeddings g/theta/phi
-        self.init_std = init_std
+        self.init_std = check_real('init_std', init_std, low=0)
 
     @property
     def context_block(self) -> nn.Module:
