@@ -38,7 +38,6 @@ import os
 import os.path as osp
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 import warnings
@@ -226,20 +225,6 @@ def run_tool(tool: str, argv: list[str], log_path: str, threads: int) -> float:
     return time.perf_counter() - start
 
 
-def run_process(cmd: list[str], log_path: str, env: dict[str, str]) -> float:
-    """Run ``cmd`` in the repository root, output to ``log_path``; return its wall time;
-    RuntimeError with the log's tail on failure."""
-    start = time.perf_counter()
-    with open(log_path, 'w') as log:
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
-    if proc.returncode != 0:
-        with open(log_path) as log:
-            tail = ''.join(log.readlines()[-30:])
-        raise RuntimeError(f'{shlex.join(cmd)} failed (exit {proc.returncode}); log '
-                           f'{log_path}:\n{tail}')
-    return time.perf_counter() - start
-
-
 def count_parameters(config: str) -> float:
     """Parameters of the whole model (millions), built from the config without weights."""
     from mmengine.config import Config
@@ -261,7 +246,7 @@ def data_options(data_root: str) -> list[str]:
 
 
 def train_one(config: str, seed: int, args, data_root: str, env: dict[str, str]) -> dict:
-    """One run: train (with ``--test`` also test) in its own processes under
+    """One run: train (with ``--test`` also test) in forked processes under
     ``<work-dir>/<config>/seed<S>``; its row."""
     name = config_name(config)
     run_dir = osp.join(args.work_dir, name, f'seed{seed}')
@@ -269,7 +254,6 @@ def train_one(config: str, seed: int, args, data_root: str, env: dict[str, str])
     os.makedirs(run_dir)
     options = data_options(data_root) + args.schedule_options + list(args.cfg_options) + [
         f'randomness.seed={seed}']
-    py = sys.executable
     train_s = run_tool('train', [config, '--work-dir', run_dir, '--cfg-options', *options],
                        osp.join(run_dir, 'train.out'), int(env['OMP_NUM_THREADS']))
     metrics, sec_per_iter = read_scalars(run_scalars(run_dir))
@@ -287,10 +271,10 @@ def train_one(config: str, seed: int, args, data_root: str, env: dict[str, str])
     if args.test:
         test_dir = osp.join(run_dir, 'test')
         os.makedirs(test_dir)
-        row['test_seconds'] = round(run_process(
-            [py, 'tools/test.py', config, checkpoint, '--work-dir', test_dir,
-             '--cfg-options', *data_options(data_root), *args.cfg_options],
-            osp.join(run_dir, 'test.out'), env), 1)
+        row['test_seconds'] = round(run_tool(
+            'test', [config, checkpoint, '--work-dir', test_dir,
+                     '--cfg-options', *data_options(data_root), *args.cfg_options],
+            osp.join(run_dir, 'test.out'), int(env['OMP_NUM_THREADS'])), 1)
         # tools/test.py dumps the metrics to <work_dir>/<timestamp>/<timestamp>.json
         dumps = sorted(glob.glob(osp.join(test_dir, '*', '*.json')), key=osp.getmtime)
         with open(dumps[-1]) as f:
