@@ -170,3 +170,29 @@ def folder_digest(folder: str) -> str:
             with open(path, 'rb') as f:
                 h.update(f.read())
     return h.hexdigest()
+
+
+#: environment variable naming the folder that holds the published real data sets
+#: (``wbc-dataset2/``, ``camvid-segnet/``, docs/datasets.md); tests marked ``real_data``
+#: are skipped without it
+REAL_DATA_ENV = 'NLSEG_REAL_DATA'
+
+
+def real_data_dir(name: str) -> str:
+    """``$NLSEG_REAL_DATA/<name>``, or skip the test saying how to enable it."""
+    import pytest
+    root = os.environ.get(REAL_DATA_ENV)
+    if not root:
+        pytest.skip(f'real data: set {REAL_DATA_ENV} to the folder holding {name}/ '
+                    f'(docs/datasets.md) to run this test')
+    path = osp.join(root, name)
+    if not osp.isdir(path):
+        pytest.skip(f'real data: {path} is not a folder ({REAL_DATA_ENV}={root})')
+    return path
+
+
+def read_rgb(path: str) -> torch.Tensor:
+    """An image file as a (1, 3, H, W) float32 tensor of RGB colours in [0, 1]."""
+    import mmcv
+    img = mmcv.imread(path, channel_order='rgb')
+    return torch.from_numpy(img.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)

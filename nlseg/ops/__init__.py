@@ -5,6 +5,7 @@ from .attention import *  # noqa: F401,F403
 from .concat_affinity import *  # noqa: F401,F403
 from .matrix_decomposition import *  # noqa: F401,F403
 from .graph_operators import *  # noqa: F401,F403
+from .grid_graph import *  # noqa: F401,F403
 from .knn_graph import *  # noqa: F401,F403
 from .low_rank_projection import *  # noqa: F401,F403
 from .nltv_softmax import *  # noqa: F401,F403

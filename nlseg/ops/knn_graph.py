@@ -14,10 +14,17 @@ distance
     d_ij = |p_i - p_j|^2 / (2 sigma_a) + |f_i - f_j|^2 / (2 sigma_b),
 
 the exponent of the bilateral (first) kernel, so they are the positions with the largest
-bilateral weight; self loops are excluded. Query rows are processed in chunks on the input's
-device (``torch.topk``), so the largest temporary is (B, chunk_size, N), never N x N.
-Cost: O(B N^2 (C + 1)) time for the distances, O(B N k C) for the weights; memory
-O(B chunk_size N + B N k).
+bilateral weight; self loops are excluded and ties go to the lower index (the neighbours of a row are
+returned in index order). The search is exact
+on both paths (:mod:`nlseg.ops.knn_search`: one distance computed one way, tested equal
+index for index): ``impl='dense'`` searches all N positions per row (a matrix product
+proposes candidates, exact distances decide; O(B N^2 C) time, O(chunk_size N) memory),
+``impl='efficient'`` searches a window around each position first and proves per row that
+no position outside it can be nearer (d_ij >= |p_i - p_j|^2 / (2 sigma_a)), falling back to
+the dense search for the rows it cannot prove (O(B N r^2 C) for the proved rows). ``'auto'``
+takes the window for maps of few channels (C <= 16: colours, logits of few classes) larger
+than 4 windows, where nearly every row is proved, and the dense search otherwise.
+Memory O(B N k) for the graph.
 
 The weights are differentiable with respect to ``feats`` and to the kernel parameters when
 these are tensors that require grad (a learnable graph); the neighbour selection (``index``)
@@ -29,12 +36,20 @@ from typing import Optional, Tuple, Union
 
 import torch
 
-__all__ = ['knn_graph']
+from nlseg.validation import check_choice, check_int
+from .knn_search import default_window_radius, dense_knn, pair_distance, position_term, \
+    windowed_knn
+
+IMPLS = ('auto', 'dense', 'efficient')
+
+__all__ = ['knn_graph', 'resolve_knn_impl']
 
 Number = Union[float, torch.Tensor]
 
-# default chunk budget: about 2**24 distance entries (64 MiB in float32) per chunk
+# default chunk budget of the weights: about 2**24 gathered feature entries per chunk
 _CHUNK_ENTRIES = 1 << 24
+#: 'auto' takes the windowed search for maps of at most this many channels
+WINDOW_MAX_CHANNELS = 16
 
 
 def _as_float(name: str, value: Number, positive: bool) -> Number:
@@ -51,6 +66,34 @@ def _as_float(name: str, value: Number, positive: bool) -> Number:
     return v
 
 
+def resolve_knn_impl(impl: str, n: int, channels: int, traced: bool = False,
+                     k: int = 10) -> str:
+    """'dense' or 'efficient' for ``impl`` ('auto': the window for C <= WINDOW_MAX_CHANNELS
+    and N > 4 first windows, module docstring); 'dense' whenever traced."""
+    check_choice('impl', impl, IMPLS)
+    if traced:
+        return 'dense'
+    if impl != 'auto':
+        return impl
+    window = (2 * default_window_radius(k) + 1) ** 2
+    return 'efficient' if channels <= WINDOW_MAX_CHANNELS and n > 4 * window else 'dense'
+
+
+def _traced_search(fd: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, k: int,
+                   sigma_a: Number, sigma_b: Number) -> torch.Tensor:
+    """The search as one traceable graph (ONNX export, tracing, torch.compile): the N x N
+    distances of :func:`~nlseg.ops.knn_search.pair_distance` and a top-k (ties to the lower
+    index in ONNX's TopK), sorted by index as the other paths."""
+    n = ys.shape[0]
+    dp2 = (ys[:, None] - ys[None, :]).square() + (xs[:, None] - xs[None, :]).square()
+    d = pair_distance(fd[:, :, :, None].transpose(0, 1), fd[:, :, None, :].transpose(0, 1),
+                      position_term(dp2, 1.0 / (2.0 * sigma_a), fd.dtype),
+                      1.0 / (2.0 * sigma_b))
+    idx = torch.arange(n, device=d.device)
+    d = d.masked_fill(idx[:, None] == idx[None, :], float('inf'))  # no self loops
+    return torch.topk(d, k, dim=2, largest=False, sorted=True).indices.sort(dim=2).values
+
+
 def knn_graph(feats: torch.Tensor,
               k: int = 10,
               lambda1: Number = 1.0,
@@ -58,7 +101,9 @@ def knn_graph(feats: torch.Tensor,
               sigma_a: Number = 40.0,
               sigma_b: Number = 13.0 / 255.0,
               sigma_g: Number = 3.0,
-              chunk_size: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+              chunk_size: Optional[int] = None,
+              impl: str = 'auto',
+              window_radius: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Build the weighted kNN graph of a feature map.
 
     Args:
@@ -67,7 +112,13 @@ def knn_graph(feats: torch.Tensor,
         lambda1, lambda2: weights of the bilateral and the spatial kernel (>= 0).
         sigma_a, sigma_b, sigma_g: positive scales of the position, feature and spatial terms.
             Any of the five may be a 0-dim tensor requiring grad.
-        chunk_size: query rows per chunk; default keeps a chunk near 2**24 distances.
+        chunk_size: query rows per chunk of the dense search (default: about 2**24
+            distances a chunk) and of the weights.
+        impl: 'dense', 'efficient' (the windowed search) or 'auto' (module docstring); all
+            give the same graph. Exporting (ONNX), tracing or compiling always uses a
+            one-shot dense search (no data-dependent control flow).
+        window_radius: radius r of the first window of the windowed search (default
+            :func:`~nlseg.ops.knn_search.default_window_radius`: 3 for k <= 20).
 
     Returns:
         ``index`` (B, N, k) long and ``weight`` (B, N, k) float32 (float64 for float64 input),
@@ -85,12 +136,15 @@ def knn_graph(feats: torch.Tensor,
     sa = _as_float('sigma_a', sigma_a, positive=True)
     sb = _as_float('sigma_b', sigma_b, positive=True)
     _as_float('sigma_g', sigma_g, positive=True)
-    if chunk_size is None:
-        chunk_size = max(1, min(n, _CHUNK_ENTRIES // max(n * b, 1)))
-    elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+    if chunk_size is not None and (isinstance(chunk_size, bool) or
+                                   not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f'chunk_size must be a positive int or None, got {chunk_size!r}')
-    if torch.onnx.is_in_onnx_export():
-        chunk_size = n  # one chunk: a loop over chunks would fix N (H, W) at trace time
+    check_choice('impl', impl, IMPLS)
+    if window_radius is not None:
+        check_int('window_radius', window_radius)
+    traced = (torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+              or torch.compiler.is_compiling())
+    impl = resolve_knn_impl(impl, n, c, traced, k)
 
     device = feats.device
     dtype = torch.float64 if feats.dtype == torch.float64 else torch.float32
@@ -102,30 +156,28 @@ def knn_graph(feats: torch.Tensor,
         xs = torch.arange(w, device=device, dtype=dtype).view(1, w).expand(h, w).reshape(n)
         pos = torch.stack([ys, xs], dim=1)  # (N, 2)
 
-        # neighbour selection: no gradient, squared-norm expansion, chunked over query rows
+        # neighbour selection: no gradient, exact (knn_search)
         with torch.no_grad():
-            fd = f.detach()
-            sq = fd.square().sum(-1)  # (B, N)
-            index_chunks = []
-            for start in range(0, n, chunk_size):
-                stop = min(start + chunk_size, n)
-                q = fd[:, start:stop]  # (B, c, C)
-                # |f_i|^2 + |f_j|^2 - 2 f_i.f_j, then / (2 sigma_b), all in place
-                score = torch.baddbmm(sq[:, None, :], q, fd.transpose(1, 2), alpha=-2.0)
-                score.add_(sq[:, start:stop, None]).clamp_min_(0).div_(2.0 * sb)
-                # + |p_i - p_j|^2 / (2 sigma_a), exact (integer coordinates), separable
-                dist_p = (ys[start:stop, None] - ys[None, :]).square_()
-                dist_p.add_((xs[start:stop, None] - xs[None, :]).square_())
-                if isinstance(sa, torch.Tensor):  # learnt sigma_a, exported or compiled
-                    score.add_(dist_p / (2.0 * sa))
-                else:
-                    score.add_(dist_p, alpha=1.0 / (2.0 * sa))
-                rows = torch.arange(stop - start, device=device)
-                score[:, rows, rows + start] = float('inf')  # exclude self loops
-                index_chunks.append(torch.topk(score, k, dim=2, largest=False,
-                                               sorted=True).indices)
-                del dist_p, score
-            index = torch.cat(index_chunks, dim=1)
+            fd = f.detach().transpose(1, 2)  # (B, C, N)
+            if traced:
+                index = _traced_search(fd, ys, xs, k, sigma_a, sigma_b)
+            else:
+                inv_a, inv_b = 1.0 / (2.0 * sa), 1.0 / (2.0 * sb)
+                found = []
+                for image in fd:
+                    if impl == 'dense':
+                        _, nearest = dense_knn(image, h, w, k, inv_a, inv_b,
+                                               chunk_size=chunk_size)
+                    else:
+                        _, nearest, _ = windowed_knn(image, h, w, k, inv_a, inv_b,
+                                                     radius=window_radius,
+                                                     chunk_size=chunk_size)
+                    found.append(nearest)
+                index = torch.stack(found)
+        if chunk_size is None:
+            chunk_size = max(1, min(n, _CHUNK_ENTRIES // max(k * c * b, 1)))
+        if traced:
+            chunk_size = n  # one chunk: a loop over chunks would fix N (H, W) at trace time
 
         # exact weights of the selected edges (differentiable in feats and parameters)
         weights = []

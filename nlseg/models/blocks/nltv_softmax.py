@@ -1,6 +1,8 @@
 """NLTVSoftmax: the NLTV-regularised softmax of Jia, Tai, Liu as an ``nn.Module``.
 
-Builds the kNN graph of eq. 11 online from a feature map (or the logits) and runs the
+Builds the kNN graph of eq. 11 online from a feature map (or the logits), or takes the
+4-neighbour pixel grid with unit weights (``graph='grid'``: the LOCAL TV-regularised softmax of
+the paper's ref. [10], its RUnet / RSegnet rows), and runs the
 primal-dual iteration of eq. 28/35 (:func:`nlseg.ops.nltv_softmax`). In training it unrolls
 ``train_iters`` iterations (sec. 3.5: "one or a few steps"), at test time it iterates until the
 relative duality gap reaches ``tol`` (eq. 31), at most ``test_iters`` or 1500 iterations.
@@ -17,7 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nlseg.ops.knn_graph import knn_graph
+from nlseg.ops.grid_graph import grid_graph
+from nlseg.ops.knn_graph import IMPLS, knn_graph
 from nlseg.ops.gradient_modes import resolve_grad_mode
 from nlseg.ops.nltv_softmax import check_solver_args, nltv_softmax
 from nlseg.validation import check_bool, check_choice, check_feature_map, check_int, \
@@ -26,6 +29,7 @@ from nlseg.validation import check_bool, check_choice, check_feature_map, check_
 __all__ = ['NLTVSoftmax']
 
 FEATURE_NORMS = (None, 'l2')
+GRAPHS = ('knn', 'grid')
 GRAPH_PARAMS = ('lambda1', 'lambda2', 'sigma_a', 'sigma_b', 'sigma_g')
 
 
@@ -52,6 +56,11 @@ class NLTVSoftmax(nn.Module):
         detach_graph: build the graph from detached features (no gradient through weights
             into the features).
         chunk_size: query rows per chunk of the graph construction.
+        graph: 'knn' (eq. 11 from the features: NLTV) or 'grid' (each pixel linked to its 4
+            geometric neighbours with weight 1: the local TV of the paper's ref. [10]; no
+            features needed, ``k`` and the eq. 11 arguments unused).
+        impl: the kNN search, 'auto', 'dense' or 'efficient' (the exact windowed search,
+            :func:`~nlseg.ops.knn_graph`); every choice gives the same graph.
     """
 
     def __init__(self,
@@ -72,8 +81,15 @@ class NLTVSoftmax(nn.Module):
                  learnable_graph: bool = False,
                  feature_norm: Optional[str] = None,
                  detach_graph: bool = False,
-                 chunk_size: Optional[int] = None) -> None:
+                 chunk_size: Optional[int] = None,
+                 graph: str = 'knn',
+                 impl: str = 'auto') -> None:
         super().__init__()
+        check_choice('graph', graph, GRAPHS)
+        check_choice('impl', impl, IMPLS)
+        if graph == 'grid' and learnable_graph:
+            raise ValueError("learnable_graph=True needs graph='knn' (the grid graph of "
+                             "graph='grid' has fixed unit weights)")
         check_int('k', k)
         check_real('lam', lam)
         if not isinstance(tau, str):
@@ -115,6 +131,8 @@ class NLTVSoftmax(nn.Module):
         self.feature_norm = feature_norm
         self.detach_graph = detach_graph
         self.chunk_size = chunk_size
+        self.graph = graph
+        self.impl = impl
         if learnable_graph:
             self.log_graph_params = nn.ParameterDict(
                 {name: nn.Parameter(torch.tensor(math.log(float(v)))) for name, v in
@@ -129,12 +147,18 @@ class NLTVSoftmax(nn.Module):
         return dict(self._graph_values)
 
     def build_graph(self, feats: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(B, C, H, W) features -> (index, weight), each (B, H * W, k)."""
+        """(B, C, H, W) features -> (index, weight), each (B, H * W, k) (k = 4 for the grid,
+        which reads only the features' batch size, spatial size, device and dtype)."""
+        if self.graph == 'grid':
+            b, _, h, w = feats.shape
+            dtype = torch.float64 if feats.dtype == torch.float64 else torch.float32
+            return grid_graph(b, h, w, device=feats.device, dtype=dtype)
         if self.detach_graph:
             feats = feats.detach()
         if self.feature_norm == 'l2':
             feats = F.normalize(feats.float(), dim=1)
-        return knn_graph(feats, k=self.k, chunk_size=self.chunk_size, **self.graph_params())
+        return knn_graph(feats, k=self.k, chunk_size=self.chunk_size, impl=self.impl,
+                         **self.graph_params())
 
     def forward(self, logits: torch.Tensor, feats: Optional[torch.Tensor] = None,
                 log: bool = False) -> torch.Tensor:
@@ -153,7 +177,7 @@ class NLTVSoftmax(nn.Module):
             raise ValueError(f'feats {tuple(feats.shape)} and logits {tuple(logits.shape)} '
                              f'must be (B, C, H, W) maps of the same batch and spatial size')
         n = logits.shape[2] * logits.shape[3]
-        if self.k >= n:
+        if self.graph == 'knn' and self.k >= n:
             raise ValueError(f'k must be an int with 1 <= k < N = H * W = {n}, got {self.k} '
                              f'(input of shape {tuple(logits.shape)})')
         index, weight = self.build_graph(feats)
@@ -166,7 +190,7 @@ class NLTVSoftmax(nn.Module):
                             iters=iters, tol=tol, grad=self.grad, log=log)
 
     def extra_repr(self) -> str:
-        return (f'k={self.k}, lam={self.lam}, tau={self.tau}, eps={self.eps}, '
+        return (f'graph={self.graph!r}, k={self.k}, lam={self.lam}, tau={self.tau}, eps={self.eps}, '
                 f'train_iters={self.train_iters}, test_iters={self.test_iters}, '
                 f'grad={self.grad!r}, learnable_graph={self.learnable_graph}, '
                 f'feature_norm={self.feature_norm!r}')

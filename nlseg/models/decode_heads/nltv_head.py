@@ -2,7 +2,9 @@
 
 The wrapped head runs unchanged; its last feature map (the input of its ``cls_seg``) is
 captured with a forward pre-hook, a kNN graph (eq. 11) is built online from it (or from
-the logits, or, as the paper does, from the image colours: ``graph_source='image'``), and
+the logits, or, as the paper does, from the image colours: ``graph_source='image'``), or the
+4-neighbour pixel grid with unit weights is taken (``graph_source='grid'``: the LOCAL
+TV-regularised softmax of the paper's ref. [10], the RUnet / RSegnet rows of its tables), and
 :class:`~nlseg.models.blocks.NLTVSoftmax` regularises the logits (eq. 28/35). The head returns
 log A (log-probabilities, exact log_softmax of the last iterate), so CrossEntropyLoss on it is
 exactly the NLL of A and mmseg's loss, predict and test pipelines work unchanged. num_classes,
@@ -48,7 +50,7 @@ from ..utils.head_inputs import check_head_inputs
 
 __all__ = ['NLTVHead']
 
-GRAPH_SOURCES = ('features', 'logits', 'image')
+GRAPH_SOURCES = ('features', 'logits', 'image', 'grid')
 
 #: mmseg's data preprocessor defaults (ImageNet mean / std on the 0-255 scale)
 DEFAULT_IMAGE_MEAN = (123.675, 116.28, 103.53)
@@ -82,8 +84,9 @@ class NLTVHead(BaseDecodeHead):
             test_iters, grad, learnable_graph, feature_norm, ...). ``feature_norm`` defaults to
             'l2' here (network features have no fixed scale).
         graph_source: 'features' (the base head's last feature map, the input of its
-            classifier), 'logits', or 'image' (the paper's colour graph, module docstring;
-            needs a ``WithImageLevel`` backbone). ``feature_norm`` defaults to None for
+            classifier), 'logits', 'image' (the paper's colour graph, module docstring;
+            needs a ``WithImageLevel`` backbone) or 'grid' (4 geometric neighbours, weight 1:
+            the local TV of the paper's middle column; sets ``nltv['graph']='grid'``). ``feature_norm`` defaults to None for
             'image' (colours already in [0, 1]).
         feature_module: name of the base head's submodule whose input is the feature map;
             default: 'dropout' when the head has a dropout module (its input is the feature
@@ -148,6 +151,11 @@ class NLTVHead(BaseDecodeHead):
         self.image_index = image_index
         nltv = dict(nltv or {})
         nltv.setdefault('feature_norm', None if graph_source == 'image' else 'l2')
+        graph = nltv.setdefault('graph', 'grid' if graph_source == 'grid' else 'knn')
+        if (graph == 'grid') != (graph_source == 'grid'):
+            raise ValueError(f"graph_source={graph_source!r} and nltv graph={graph!r} "
+                             f"disagree: the grid graph is graph_source='grid' (it sets "
+                             f"nltv graph='grid'), every other source builds graph='knn'")
         self.nltv = NLTVSoftmax(**nltv)
         self.graph_source = graph_source
         self.resize_features = resize_features
@@ -206,8 +214,9 @@ class NLTVHead(BaseDecodeHead):
         binary = logits.shape[1] == 1
         if binary:
             logits = torch.cat([torch.zeros_like(logits), logits], dim=1)
-        log_probs = self.nltv(logits, logits if self.graph_source == 'logits' else feats,
-                              log=True)
+        if self.graph_source in ('logits', 'grid'):
+            feats = logits  # the grid reads only the size
+        log_probs = self.nltv(logits, feats, log=True)
         if binary:
             return log_probs[:, 1:] - log_probs[:, :1]
         return log_probs
