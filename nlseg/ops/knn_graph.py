@@ -14,16 +14,20 @@ distance
     d_ij = |p_i - p_j|^2 / (2 sigma_a) + |f_i - f_j|^2 / (2 sigma_b),
 
 the exponent of the bilateral (first) kernel, so they are the positions with the largest
-bilateral weight; self loops are excluded and ties go to the lower index (the neighbours of a row are
-returned in index order). The search is exact
-on both paths (:mod:`nlseg.ops.knn_search`: one distance computed one way, tested equal
-index for index): ``impl='dense'`` searches all N positions per row (a matrix product
-proposes candidates, exact distances decide; O(B N^2 C) time, O(chunk_size N) memory),
-``impl='efficient'`` searches a window around each position first and proves per row that
-no position outside it can be nearer (d_ij >= |p_i - p_j|^2 / (2 sigma_a)), falling back to
-the dense search for the rows it cannot prove (O(B N r^2 C) for the proved rows). ``'auto'``
-takes the window for maps of few channels (C <= 16: colours, logits of few classes) larger
-than 4 windows, where nearly every row is proved, and the dense search otherwise.
+bilateral weight; self loops are excluded, ties go to the lower index, and the neighbours of a
+row are returned in index order. Both paths are exact (:mod:`nlseg.ops.knn_search`: one
+distance computed one way; tested equal index for index):
+
+- ``impl='dense'`` searches all N positions per row (a matrix product proposes candidates,
+  exact distances decide): O(B N^2 C) time, O(chunk_size N) memory.
+- ``impl='efficient'`` searches a window around each position first and proves per row that
+  no position outside it can be nearer (d_ij >= |p_i - p_j|^2 / (2 sigma_a)), widening the
+  window for the rows it cannot prove and falling back to the dense search for the last
+  few: O(B N r^2 C) for the rows proved at radius r.
+- ``'auto'`` takes the window for maps of few channels (C <= 16: colours, logits of few
+  classes) larger than 4 first windows, where nearly every row is proved; the dense search
+  otherwise (L2-normalised features rarely satisfy the bound, :mod:`~nlseg.ops.knn_search`).
+
 Memory O(B N k) for the graph.
 
 The weights are differentiable with respect to ``feats`` and to the kernel parameters when

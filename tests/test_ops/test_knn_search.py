@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from nlseg.ops.knn_graph import knn_graph, resolve_knn_impl
-from nlseg.ops.knn_search import (dense_knn, pair_distance, position_term, take_k_nearest,
-                                  windowed_knn)
+from nlseg.ops.knn_search import pair_distance, position_term, take_k_nearest, windowed_knn
 from tests.helpers import read_rgb, real_data_dir
 
 SA, SB = 40.0, 13.0 / 255.0
@@ -65,7 +64,7 @@ def assert_same_graph(feats, k, **kwargs):
     ref = brute_force(feats, k)
     graphs = {impl: knn_graph(feats, k=k, impl=impl, **kwargs)
               for impl in ('dense', 'efficient')}
-    for impl, (index, weight) in graphs.items():
+    for impl, (index, _) in graphs.items():
         assert torch.equal(index, ref), (impl, (index != ref).sum().item())
     assert torch.equal(graphs['dense'][1], graphs['efficient'][1])
     return graphs['efficient']
@@ -159,7 +158,7 @@ def _crops(paths, size, count):
         h, w = img.shape[2:]
         y = int(torch.randint(0, h - size[0] + 1, (1,), generator=g))
         x = int(torch.randint(0, w - size[1] + 1, (1,), generator=g))
-        yield osp.basename(path), img[:, :, y:y + size[0], x:x + size[1]].contiguous()
+        yield img[:, :, y:y + size[0], x:x + size[1]].contiguous()
 
 
 @pytest.mark.real_data
@@ -167,7 +166,7 @@ def test_real_wbc_image_graphs_equal_brute_force():
     """The paper's WBC graph (d = 20, image colours) on crops of the published images."""
     paths = sorted(glob.glob(osp.join(real_data_dir('wbc-dataset2'), '*.bmp')))
     assert len(paths) == 100
-    for name, crop in _crops(paths[::17], (64, 72), 6):
+    for crop in _crops(paths[::17], (64, 72), 6):
         assert_same_graph(crop, 20)
 
 
@@ -176,5 +175,5 @@ def test_real_camvid_image_graphs_equal_brute_force():
     """The paper's CamVid graph (d = 10, image colours) on crops of the published images."""
     paths = sorted(glob.glob(osp.join(real_data_dir('camvid-segnet'), 'test', '*.png')))
     assert len(paths) == 233
-    for name, crop in _crops(paths[::47], (60, 80), 5):
+    for crop in _crops(paths[::47], (60, 80), 5):
         assert_same_graph(crop, 10)

@@ -190,7 +190,8 @@ class NLTVSoftmax(nn.Module):
                             iters=iters, tol=tol, grad=self.grad, log=log)
 
     def extra_repr(self) -> str:
-        return (f'graph={self.graph!r}, k={self.k}, lam={self.lam}, tau={self.tau}, eps={self.eps}, '
+        return (f'graph={self.graph!r}, k={self.k}, lam={self.lam}, tau={self.tau}, '
+                f'eps={self.eps}, '
                 f'train_iters={self.train_iters}, test_iters={self.test_iters}, '
                 f'grad={self.grad!r}, learnable_graph={self.learnable_graph}, '
                 f'feature_norm={self.feature_norm!r}')

@@ -86,8 +86,8 @@ class NLTVHead(BaseDecodeHead):
         graph_source: 'features' (the base head's last feature map, the input of its
             classifier), 'logits', 'image' (the paper's colour graph, module docstring;
             needs a ``WithImageLevel`` backbone) or 'grid' (4 geometric neighbours, weight 1:
-            the local TV of the paper's middle column; sets ``nltv['graph']='grid'``). ``feature_norm`` defaults to None for
-            'image' (colours already in [0, 1]).
+            the local TV of the paper's middle column; sets ``nltv['graph']='grid'``).
+            ``feature_norm`` defaults to None for 'image' (colours already in [0, 1]).
         feature_module: name of the base head's submodule whose input is the feature map;
             default: 'dropout' when the head has a dropout module (its input is the feature
             before dropout), else 'conv_seg'. 'features' only (set otherwise: warns).
