@@ -124,6 +124,14 @@ RECIPES = [
     row('configs/nltv/nltv-fcn_unet-s5-d16_1xb3-10k_wbc-300x300.py', 'NLTV 4.1',
         lr=1e-4, weight_decay=5e-4, batch=3, iters=10000, num_classes=3,
         dataset='WBCDataset', **UNET, nltv=dict(k=20), assumed=('weight_decay', 'policy')),
+    row('configs/nltv/ltv-fcn_unet-s5-d16_1xb3-20k_wbc-300x300.py', 'NLTV 4.1 (RUnet)',
+        lr=1e-4, weight_decay=5e-4, batch=3, iters=20000, num_classes=3,
+        dataset='WBCDataset', **UNET, nltv=dict(graph='grid'),
+        assumed=('weight_decay', 'policy', 'batch')),
+    row('configs/nltv/ltv-fcn_unet-s5-d16_1xb4-20k_camvid-360x480.py', 'NLTV 4.2 (RSegnet)',
+        lr=0.001, weight_decay=5e-4, batch=4, iters=20000, num_classes=11,
+        dataset='CamVidDataset', **UNET, nltv=dict(graph='grid'),
+        class_weight=SEGNET_CLASS_WEIGHT, assumed=('weight_decay', 'policy', 'iters')),
     row('configs/nltv/unet-s5-d16_fcn_1xb4-20k_camvid-360x480.py', 'NLTV 4, 4.2',
         lr=0.001, weight_decay=5e-4, batch=4, iters=20000, num_classes=11,
         dataset='CamVidDataset', **UNET, class_weight=SEGNET_CLASS_WEIGHT,
@@ -280,18 +288,25 @@ def test_recipe_matches_paper(recipe):
         assert head_cfg.type != 'NLTVHead'
     else:
         assert head_cfg.type == 'NLTVHead'
-        assert (head_cfg.graph_source, head_cfg.image_index) == ('image', -1)
-        assert cfg.model.backbone.type == 'WithImageLevel'
-        assert head_cfg.nltv.k == recipe['nltv']['k']  # d of the paper
-        # the paper's solver and graph parameters (sec. 3.5, 4, eq. 11)
         nltv = head_cfg.nltv
-        assert (nltv.lam, nltv.tau, nltv.eps) == (3.0, 0.03, 0.5)
-        assert (nltv.lambda1, nltv.lambda2, nltv.sigma_a, nltv.sigma_g) == (1.0, 0.5, 40.0,
-                                                                            3.0)
-        assert nltv.sigma_b == pytest.approx(13 / 255)
-        # the head un-normalises the image level with the preprocessor's mean / std
-        assert list(head_cfg.image_mean) == list(cfg.model.data_preprocessor.mean)
-        assert list(head_cfg.image_std) == list(cfg.model.data_preprocessor.std)
+        # the paper's solver (sec. 3.5, 4): the same for the local and the nonlocal TV
+        assert (nltv.lam, nltv.tau, nltv.eps, nltv.train_iters) == (3.0, 0.03, 0.5, 3)
+        if recipe['nltv'].get('graph') == 'grid':
+            # ref. [10]: 4 geometric neighbours with weight 1, no image level needed
+            assert (head_cfg.graph_source, nltv.graph) == ('grid', 'grid')
+            assert cfg.model.backbone.type == 'UNet'
+            assert 'init_cfg' not in head_cfg.base_head  # randomly initialised (sec. 4)
+        else:
+            assert (head_cfg.graph_source, head_cfg.image_index) == ('image', -1)
+            assert cfg.model.backbone.type == 'WithImageLevel'
+            assert head_cfg.nltv.k == recipe['nltv']['k']  # d of the paper
+            # the paper's graph parameters (eq. 11)
+            assert (nltv.lambda1, nltv.lambda2, nltv.sigma_a, nltv.sigma_g) == (1.0, 0.5,
+                                                                                40.0, 3.0)
+            assert nltv.sigma_b == pytest.approx(13 / 255)
+            # the head un-normalises the image level with the preprocessor's mean / std
+            assert list(head_cfg.image_mean) == list(cfg.model.data_preprocessor.mean)
+            assert list(head_cfg.image_std) == list(cfg.model.data_preprocessor.std)
     if recipe['head'] == 'FCNHead':
         # the paper's networks see intensities in [0, 1]
         assert list(cfg.model.data_preprocessor.mean) == [0.0] * 3
@@ -364,6 +379,7 @@ def _bn_only(model_cfg: dict) -> dict:
     ('configs/hamburger/hamnet_r50-d16_4xb3-30k_voc12aug-513x513.py', 65, 16),
     ('configs/snl/deeplabv3-snl_r50-d8_4xb4-50e_voc12aug-513x513.py', 65, 8),
     ('configs/nltv/nltv-fcn_unet-s5-d16_1xb3-10k_wbc-300x300.py', 32, 1),
+    ('configs/nltv/ltv-fcn_unet-s5-d16_1xb4-20k_camvid-360x480.py', 32, 1),
 ])
 def test_recipe_forward(config, size, out_stride):
     """One training-mode forward (NLTV unrolls its 3 training steps) on a tiny batch of two
