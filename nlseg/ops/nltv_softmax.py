@@ -43,7 +43,8 @@ from typing import Dict, Optional, Tuple, Union
 import torch
 
 from .gradient_modes import resolve_grad_mode
-from .graph_operators import graph_divergence, graph_gradient, graph_norm_bound
+from .graph_operators import _flat_index, graph_divergence, graph_gradient, \
+    graph_norm_bound
 
 __all__ = ['nltv_softmax', 'nltv_step', 'nltv_energies']
 
@@ -141,7 +142,8 @@ def _iterate(o: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, lam: fl
             if history is not None:
                 for key, val in e.items():
                     history[key].append(val.detach())
-            if tol is not None and bool((e['rel_gap'] <= tol).all()):
+            if tol is not None and (t % check_every == 0 or t == iters) and \
+                    bool((e['rel_gap'] <= tol).all()):
                 break
         if t >= iters:
             break
@@ -150,6 +152,73 @@ def _iterate(o: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, lam: fl
         z = _primal_z(o, eta, index, weight, eps)
         t += 1
     return z, eta, t
+
+
+def _iterate_scaled(o: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, lam: float,
+                    tau: Union[float, torch.Tensor], eps: float, iters: int,
+                    tol: Optional[float], check_every: int,
+                    history: Optional[Dict[str, list]]
+                    ) -> Tuple[torch.Tensor, Optional[torch.Tensor], int]:
+    """:func:`_iterate` without autograd, in the scaled dual xi = w eta (the fast path).
+
+    With d = A_j - A_i (so grad_w A = w d) and w >= 0 the iteration is, exactly in real
+    arithmetic, xi <- clamp(xi - tau w^2 d, -lam w, lam w) and div_w eta = sum_out xi -
+    scatter_in xi: two of the reference's four products over the (B, K, N, k) edges go (the
+    weight's product in the gradient and in the divergence), and the energies are only formed
+    at a stopping test (lam ||grad_w A||_1 = lam sum w |d|, <grad_w A, eta> = <d, xi>).
+    Tested equal to :func:`_iterate` to rounding. Returns (z^T, eta^T, T) with eta = xi / w
+    (0 where w = 0, where the reference's eta stays 0).
+    """
+    b, c, n = o.shape
+    k = index.shape[2]
+    flat = _flat_index(index, c)
+    w = weight.unsqueeze(1)  # (B, 1, N, k)
+    tw2 = (tau * w.square()) if isinstance(tau, float) else tau * w.square()
+    bound = lam * w
+    xi = None
+    z = o / eps
+    monitor = history is not None or tol is not None
+    t = 0
+    while True:
+        a = torch.softmax(z, dim=1)
+        d = torch.gather(a, 2, flat).view(b, c, n, k).sub_(a.unsqueeze(-1))
+        if monitor and (history is not None or t % check_every == 0 or t == iters):
+            e = _energies_scaled(o, z, d, w, xi, lam, eps)
+            if history is not None:
+                for key, val in e.items():
+                    history[key].append(val)
+            if tol is not None and (t % check_every == 0 or t == iters) and \
+                    bool((e['rel_gap'] <= tol).all()):
+                break
+        if t >= iters:
+            break
+        step = d.mul_(tw2)
+        xi = step.neg_() if xi is None else xi.sub_(step)
+        xi = torch.clamp(xi, min=-bound, max=bound)
+        incoming = torch.zeros(b, c, n, dtype=xi.dtype, device=xi.device)
+        incoming.scatter_add_(2, flat, xi.view(b, c, n * k))
+        z = (o - (xi.sum(-1) - incoming)) / eps
+        t += 1
+    eta = None if xi is None else torch.where(w > 0, xi / w.clamp_min(
+        torch.finfo(w.dtype).tiny), 0).clamp_(-lam, lam)
+    return z, eta, t
+
+
+def _energies_scaled(o: torch.Tensor, z: torch.Tensor, d: torch.Tensor, w: torch.Tensor,
+                     xi: Optional[torch.Tensor], lam: float,
+                     eps: float) -> Dict[str, torch.Tensor]:
+    """:func:`_energies_from` from d = A_j - A_i, the weights w and xi = w eta."""
+    log_a = torch.log_softmax(z, dim=1)
+    a = log_a.exp()
+    fidelity = (a * (eps * log_a - o)).flatten(1).sum(1)
+    tv = (d.abs() * w).flatten(1).sum(1)
+    primal = fidelity + lam * tv
+    dual = -eps * torch.logsumexp(z, dim=1).flatten(1).sum(1)
+    gap = lam * tv
+    if xi is not None:
+        gap = gap + (d * xi).flatten(1).sum(1)
+    rel_gap = gap.abs() / primal.abs().clamp_min(torch.finfo(primal.dtype).tiny)
+    return dict(primal=primal, dual=dual, gap=gap, rel_gap=rel_gap)
 
 
 def nltv_softmax(logits: torch.Tensor,
@@ -228,8 +297,8 @@ def nltv_softmax(logits: torch.Tensor,
         needs_grad = torch.is_grad_enabled() and (o.requires_grad or wt.requires_grad)
         if grad == 'one_step' and needs_grad and iters > 0:
             with torch.no_grad():
-                _, eta, t = _iterate(o.detach(), index, wt.detach(), lam, tau, eps, iters - 1,
-                                     tol, check_every, history)
+                _, eta, t = _iterate_scaled(o.detach(), index, wt.detach(), lam, tau, eps,
+                                            iters - 1, tol, check_every, history)
             if eta is None:
                 eta = torch.zeros(b, c, n, index.shape[2], dtype=dtype, device=o.device)
             z, eta = _step_z(o, index, wt, eta, lam, tau, eps)
@@ -239,8 +308,9 @@ def nltv_softmax(logits: torch.Tensor,
                 for key, val in e.items():
                     history[key].append(val)
         else:
-            z, eta, t = _iterate(o, index, wt, lam, tau, eps, iters, tol, check_every,
-                                 history)
+            iterate = _iterate if needs_grad else _iterate_scaled
+            z, eta, t = iterate(o, index, wt, lam, tau, eps, iters, tol, check_every,
+                                history)
         out = torch.log_softmax(z, dim=1) if log else torch.softmax(z, dim=1)
         out = out.view(b, c, h, w)
     if history is None:

@@ -187,3 +187,36 @@ def test_head_bad_input():
         head2(inputs)
     head2.resize_features = True
     assert head2(inputs).shape == (1, 4, 6, 6)
+
+
+# ---------------------------------------------------------------- the local TV (grid graph)
+
+def test_block_grid_graph_is_the_solver_on_the_4_neighbour_grid():
+    from nlseg.ops.grid_graph import grid_graph
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 6, 7)
+    block = NLTVSoftmax(graph='grid', train_iters=2, test_iters=15).eval()
+    index, weight = grid_graph(2, 6, 7)
+    expected = nltv_softmax(logits, index, weight, iters=15, tol=1e-5, check_every=10)
+    assert torch.equal(block(logits), expected)
+    assert torch.equal(block(logits, torch.randn(2, 5, 6, 7)), expected)  # features unused
+    assert 'graph=' + repr('grid') in repr(block)
+
+
+def test_head_grid_source_regularises_on_the_grid(mmseg_scope):
+    head = build(nltv_head_cfg(nltv=dict(lam=3.0, test_iters=20), graph_source='grid'))
+    assert head.nltv.graph == 'grid'
+    head.eval()
+    inputs = [torch.randn(1, 512, 8, 8) for _ in range(4)]
+    with torch.no_grad():
+        out = head(inputs)
+        plain = torch.log_softmax(head.base_head(inputs) / 0.5, dim=1)
+    assert torch.allclose(out.exp().sum(1), torch.ones(1, 8, 8), atol=1e-5)
+    # smoother than the plain softmax: a smaller total variation of the probabilities
+    def tv(p):
+        return (p[..., 1:, :] - p[..., :-1, :]).abs().sum() + \
+            (p[..., 1:] - p[..., :-1]).abs().sum()
+    assert tv(out.exp()) < tv(plain.exp())
+    losses = train_iterations(nltv_head_cfg(nltv=dict(train_iters=2), graph_source='grid'),
+                              iters=2, size=64)
+    assert all(torch.isfinite(torch.tensor(losses)))

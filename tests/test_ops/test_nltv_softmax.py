@@ -213,3 +213,52 @@ def test_deprecated_gradient_modes_warn_and_mean_the_new_ones(old, new):
     with pytest.raises(ValueError, match=r"grad must be one of \('one_step', 'bptt'\), got "
                                          r"'implicit'"):
         nltv_softmax(logits, index, weight, grad='implicit', **kw)
+
+
+@pytest.mark.parametrize('tau', [0.03, 'auto'])
+def test_scaled_dual_fast_path_equals_the_reference_iteration(tau):
+    """Inference runs the iteration in the scaled dual xi = w eta (_iterate_scaled); it equals
+    the reference iteration (_iterate, the autograd path) to rounding: iterates, energies and
+    the final dual variable, on a graph with zero-weight edges (the grid's border)."""
+    from nlseg.ops.grid_graph import grid_graph
+    from nlseg.ops.nltv_softmax import _iterate, _iterate_scaled
+    logits, index, weight = random_problem(12, 10, k=6)
+    weight[0, :7] = 0.0  # zero-weight edges: eta stays 0 there
+    o = logits.flatten(2)
+    if tau == 'auto':
+        from nlseg.ops.graph_operators import graph_norm_bound
+        tau = (0.95 * 4 * 0.5 / graph_norm_bound(index, weight)).view(1, 1, 1, 1)
+    hist_ref = {key: [] for key in ('primal', 'dual', 'gap', 'rel_gap')}
+    hist_fast = {key: [] for key in ('primal', 'dual', 'gap', 'rel_gap')}
+    z_ref, eta_ref, t_ref = _iterate(o, index, weight, 3.0, tau, 0.5, 60, None, 1, hist_ref)
+    z, eta, t = _iterate_scaled(o, index, weight, 3.0, tau, 0.5, 60, None, 1, hist_fast)
+    assert t == t_ref == 60
+    assert torch.allclose(z, z_ref, rtol=1e-10, atol=1e-10)
+    assert torch.allclose(eta, eta_ref, rtol=1e-10, atol=1e-10)
+    for key in hist_ref:
+        assert torch.allclose(torch.stack(hist_fast[key]), torch.stack(hist_ref[key]),
+                              rtol=1e-9, atol=1e-9), key
+    gi, gw = grid_graph(1, 12, 10, dtype=torch.float64)
+    z_ref, eta_ref, _ = _iterate(o, gi, gw, 3.0, 0.03, 0.5, 40, None, 1, None)
+    z, eta, _ = _iterate_scaled(o, gi, gw, 3.0, 0.03, 0.5, 40, None, 1, None)
+    assert torch.allclose(z, z_ref, rtol=1e-10, atol=1e-10)
+    assert torch.allclose(eta, eta_ref, rtol=1e-10, atol=1e-10)
+
+
+def test_inference_and_training_forwards_agree():
+    """nltv_softmax without autograd (fast path) and with it (reference) give the same A."""
+    logits, index, weight = random_problem(10, 10, k=5)
+    with torch.no_grad():
+        fast = nltv_softmax(logits, index, weight, iters=30, tol=None)
+    ref = nltv_softmax(logits.clone().requires_grad_(True), index, weight, iters=30, tol=None)
+    assert torch.allclose(fast, ref.detach(), rtol=1e-10, atol=1e-12)
+
+
+def test_check_every_changes_only_when_the_stop_is_tested():
+    logits, index, weight = random_problem()
+    _, h1 = nltv_softmax(logits, index, weight, tau='auto', iters=2000, tol=1e-3,
+                         return_history=True)
+    _, h10 = nltv_softmax(logits, index, weight, tau='auto', iters=2000, tol=1e-3,
+                          check_every=10, return_history=True)
+    t1, t10 = h1['iters'], h10['iters']
+    assert t1 < 2000 and t1 <= t10 < t1 + 10 and t10 % 10 == 0

@@ -61,6 +61,9 @@ class NLTVSoftmax(nn.Module):
             features needed, ``k`` and the eq. 11 arguments unused).
         impl: the kNN search, 'auto', 'dense' or 'efficient' (the exact windowed search,
             :func:`~nlseg.ops.knn_graph`); every choice gives the same graph.
+        check_every: in eval mode, test the duality-gap stop every this many iterations
+            (default 10: the gap's energies cost as much as an iteration; the solve may run
+            up to check_every - 1 iterations past the first that meets ``tol``).
     """
 
     def __init__(self,
@@ -83,10 +86,12 @@ class NLTVSoftmax(nn.Module):
                  detach_graph: bool = False,
                  chunk_size: Optional[int] = None,
                  graph: str = 'knn',
-                 impl: str = 'auto') -> None:
+                 impl: str = 'auto',
+                 check_every: int = 10) -> None:
         super().__init__()
         check_choice('graph', graph, GRAPHS)
         check_choice('impl', impl, IMPLS)
+        check_int('check_every', check_every)
         if graph == 'grid' and learnable_graph:
             raise ValueError("learnable_graph=True needs graph='knn' (the grid graph of "
                              "graph='grid' has fixed unit weights)")
@@ -133,6 +138,7 @@ class NLTVSoftmax(nn.Module):
         self.chunk_size = chunk_size
         self.graph = graph
         self.impl = impl
+        self.check_every = check_every
         if learnable_graph:
             self.log_graph_params = nn.ParameterDict(
                 {name: nn.Parameter(torch.tensor(math.log(float(v)))) for name, v in
@@ -187,7 +193,8 @@ class NLTVSoftmax(nn.Module):
             iters = self.max_iters if self.test_iters is None else self.test_iters
             tol = self.tol
         return nltv_softmax(logits, index, weight, lam=self.lam, tau=self.tau, eps=self.eps,
-                            iters=iters, tol=tol, grad=self.grad, log=log)
+                            iters=iters, tol=tol, grad=self.grad, log=log,
+                            check_every=self.check_every)
 
     def extra_repr(self) -> str:
         return (f'graph={self.graph!r}, k={self.k}, lam={self.lam}, tau={self.tau}, '
