@@ -1,16 +1,33 @@
-"""Benchmark of the NLTV-regularised softmax parts, each measurement in a fresh process.
+"""Benchmark of the NLTV-regularised softmax, each measurement in a fresh process.
 
     python tools/analysis/benchmark_nltv.py [--device cpu] [--threads N] [--skip-large]
+        [--sections parts,graph,recipe] [--real-data DIR]
 
-Prints (markdown):
-1. kNN graph construction (features C = 512 and C = 21) and 10 solver iterations at a 64 x 64
-   logit map, K = 21 classes, k = 10 (median time of 3 runs after a warm-up).
-2. Peak memory and time of one training step at 64 x 64, K = 21, k = 10, for train_iters
-   1, 5, 10 and grad = 'bptt' | 'one_step': of NLTVSoftmax (graph from C = 512
-   features, learnt through the weights, forward + backward of a loss on log A), and of the
-   solver alone (graph built beforehand, gradient to the logits only).
-3. Peak memory of graph construction at a 128 x 256 map (Cityscapes at output stride 8),
-   C = 512 and C = 19, k = 10, no autograd (the 1 GB budget on CPU).
+Prints (markdown), by section:
+
+``parts``
+    1. kNN graph construction (features C = 512 and C = 21) and 10 solver iterations at a
+       64 x 64 logit map, K = 21 classes, k = 10 (median time of 3 runs after a warm-up).
+    2. Peak memory and time of one training step at 64 x 64, K = 21, k = 10, for train_iters
+       1, 5, 10 and grad = 'bptt' | 'one_step': of NLTVSoftmax (graph from C = 512
+       features, learnt through the weights, forward + backward of a loss on log A), and of
+       the solver alone (graph built beforehand, gradient to the logits only).
+    3. Peak memory of graph construction at a 128 x 256 map (Cityscapes at output stride 8),
+       C = 512 and C = 19, k = 10, no autograd.
+``graph``
+    The paper's image graph (colours, eq. 11) by the dense and the windowed search: a WBC
+    image (300 x 300, d = 20) and a CamVid image (360 x 480, d = 10), with the windowed
+    search's proof statistics and a check that both searches give the same graph; and the
+    windowed search of a 1024 x 2048 (Cityscapes) image, d = 10: time and peak memory. The
+    images are the published ones under ``--real-data`` (or ``$NLSEG_REAL_DATA``: folders
+    ``wbc-dataset2/`` and ``camvid-segnet/``), else smooth random images of the same size.
+``recipe``
+    One training step of the WBC recipe's network (U-Net s5-d16, batch 3, K = 3) plain, with
+    the local TV softmax (4-neighbour grid) and with NLTV (image graph, d = 20, train_iters =
+    3, grad 'bptt'), at 64 x 64, 300 x 300 and 360 x 480: time (median of 2 after the first)
+    and peak memory (the first step); and the test-time solve of one image (the paper's rule:
+    at most 1500 iterations or relative gap 1e-5, tested every 10 iterations).
+
 Memory: peak = on CPU the peak resident set (VmHWM, reset through /proc/self/clear_refs)
 above the resident set before the measured call (inputs allocated, first call in the
 process), on CUDA torch.cuda.max_memory_allocated above the allocation before the call;
@@ -19,7 +36,9 @@ saved = bytes of the distinct storages autograd saves for backward (deterministi
 from __future__ import annotations
 
 import argparse
+import glob
 import json
+import os
 import os.path as osp
 import statistics
 import subprocess
@@ -119,7 +138,129 @@ def child(spec: dict) -> dict:
         return measure_step(lambda: nltv_softmax(logits, index, weight, iters=spec['iters'],
                                                  tol=None, grad=spec['grad'], log=True),
                             mem, device)
+    if kind == 'image_graph':
+        return image_graph(spec, device, mem)
+    if kind == 'recipe_step':
+        return recipe_step(spec, device, mem)
     raise ValueError(kind)
+
+
+def load_image(spec: dict, device):
+    """The spec's image as (1, 3, H, W) colours in [0, 1]: the published file when given,
+    else a smooth random image (bilinear upsampling of 1/10 size noise, plus 1 % noise)."""
+    import torch
+    import torch.nn.functional as F
+    h, w = spec['h'], spec['w']
+    if spec.get('path'):
+        import mmcv
+        img = mmcv.imread(spec['path'], channel_order='rgb')[:h, :w]
+        return torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float().div(255).to(device)
+    g = torch.Generator().manual_seed(0)
+    x = F.interpolate(torch.rand(1, 3, max(2, h // 10), max(2, w // 10), generator=g),
+                      size=(h, w), mode='bilinear', align_corners=False)
+    return (x + 0.01 * torch.randn(x.shape, generator=g)).clamp(0, 1).to(device)
+
+
+def image_graph(spec: dict, device, mem) -> dict:
+    """Time and peak memory of the image graph by one search, its proof statistics, and
+    (``check``) whether the dense search gives the same index and weights."""
+    import torch
+    from nlseg.ops import knn_graph
+    from nlseg.ops.knn_search import windowed_knn
+    x = load_image(spec, device)
+    k, impl = spec['k'], spec['impl']
+    with torch.no_grad():
+        mem.start()
+        t0 = time.perf_counter()
+        index, weight = knn_graph(x, k=k, impl=impl)
+        _sync(device)
+        first = time.perf_counter() - t0
+        mb = mem.peak_mb()
+        out = dict(ms=first * 1e3, mb=mb)
+        if spec.get('repeat'):
+            out['ms'] = min(first, timed(lambda: knn_graph(x, k=k, impl=impl), device,
+                                         repeats=2) / 1e3) * 1e3
+        if impl == 'efficient':
+            f = x[0].flatten(1)
+            _, _, stats = windowed_knn(f, x.shape[2], x.shape[3], k, 1 / 80, 255 / 26)
+            out['levels'] = stats['levels']
+            out['dense_rows'] = stats['dense_rows']
+        if spec.get('check'):
+            t0 = time.perf_counter()
+            ref_index, ref_weight = knn_graph(x, k=k, impl='dense')
+            out['dense_ms'] = (time.perf_counter() - t0) * 1e3
+            out['equal'] = bool(torch.equal(index, ref_index)
+                                and torch.equal(weight, ref_weight))
+    return out
+
+
+RECIPE_CONFIGS = {
+    'plain': 'configs/nltv/unet-s5-d16_fcn_1xb3-20k_wbc-300x300.py',
+    'local TV': 'configs/nltv/ltv-fcn_unet-s5-d16_1xb3-20k_wbc-300x300.py',
+    'NLTV': 'configs/nltv/nltv-fcn_unet-s5-d16_1xb3-10k_wbc-300x300.py',
+}
+
+
+def recipe_step(spec: dict, device, mem) -> dict:
+    """The WBC recipe's model (config ``spec['config']``, stage-1 init switched off) on a
+    batch of ``spec['batch']`` images of h x w: peak memory of the first training step, the
+    median time of 2 more, and (``solve``) the time of the test-time forward of one image."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.structures import PixelData
+    from mmseg.registry import MODELS
+    from mmseg.structures import SegDataSample
+    from mmseg.utils import register_all_modules
+    register_all_modules()
+    cfg = Config.fromfile(osp.join(ROOT, RECIPE_CONFIGS[spec['model']]))
+    model_cfg = cfg.model
+    if model_cfg.backbone.type == 'WithImageLevel':
+        model_cfg.backbone.backbone.init_cfg = None
+        model_cfg.decode_head.base_head.init_cfg = None
+    model = MODELS.build(model_cfg).to(device)
+    model.init_weights()
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+    h, w, b = spec['h'], spec['w'], spec['batch']
+    g = torch.Generator().manual_seed(0)
+    images = [(load_image(dict(spec, path=p), 'cpu')[0] * 255).round().to(torch.uint8)
+              for p in spec['paths'][:b]] if spec.get('paths') else \
+        [torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8) for _ in range(b)]
+    samples = []
+    for _ in range(b):
+        sample = SegDataSample()
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, 3, (1, h, w), generator=g))
+        sample.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
+        samples.append(sample)
+
+    def step():
+        data = model.data_preprocessor(dict(inputs=images, data_samples=samples), True)
+        losses = model(**data, mode='loss')
+        loss = sum(v for key, v in losses.items() if 'loss' in key)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        _sync(device)
+
+    mem.start()
+    step()
+    mb = mem.peak_mb()
+    times = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    out = dict(mb=mb, ms=statistics.median(times) * 1e3)
+    if spec.get('solve'):
+        model.eval()
+        data = model.data_preprocessor(dict(inputs=images[:1], data_samples=samples[:1]),
+                                       False)
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            model(data['inputs'], mode='tensor')
+            _sync(device)
+            out['solve_ms'] = (time.perf_counter() - t0) * 1e3
+    return out
 
 
 def spawn(spec: dict) -> dict:
@@ -130,20 +271,49 @@ def spawn(spec: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def real_images(root) -> dict:
+    """The first WBC and CamVid test images under ``root`` (None: none)."""
+    if not root:
+        return {}
+    wbc = sorted(glob.glob(osp.join(root, 'wbc-dataset2', '*.bmp')))
+    camvid = sorted(glob.glob(osp.join(root, 'camvid-segnet', 'test', '*.png')))
+    return dict(wbc=wbc[:3] if wbc else None, camvid=camvid[:3] if camvid else None)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
     parser.add_argument('--skip-large', action='store_true',
-                        help='skip the 128 x 256 graph construction (minutes on CPU)')
+                        help='skip the 128 x 256 and 1024 x 2048 graph constructions')
+    parser.add_argument('--sections', default='parts,graph,recipe',
+                        help='comma-separated: parts, graph, recipe')
+    parser.add_argument('--real-data', default=os.environ.get('NLSEG_REAL_DATA'),
+                        help='folder holding wbc-dataset2/ and camvid-segnet/ '
+                             '(default $NLSEG_REAL_DATA)')
     parser.add_argument('--child', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return 0
+    sections = set(args.sections.split(','))
+    unknown = sections - {'parts', 'graph', 'recipe'}
+    if unknown:
+        parser.error(f'--sections: unknown {sorted(unknown)}; choose from parts, graph, recipe')
     base = dict(device=args.device, threads=args.threads, k=10)
-    small = dict(base, h=64, w=64, classes=21)
     print(f'## NLTV benchmark (device {args.device}, each figure in a fresh process)\n')
+    if 'parts' in sections:
+        parts(base, args.skip_large)
+    images = real_images(args.real_data)
+    if 'graph' in sections:
+        graph_section(base, images, args.skip_large)
+    if 'recipe' in sections:
+        recipe_section(base, images)
+    return 0
+
+
+def parts(base: dict, skip_large: bool) -> None:
+    small = dict(base, h=64, w=64, classes=21)
     print('### 64 x 64 map, K = 21, k = 10 (median of 3 after a warm-up)\n')
     print('| part | time (ms) |\n|---|---|')
     for c in (512, 21):
@@ -161,14 +331,54 @@ def main(argv=None) -> int:
             s = spawn(dict(small, c=512, kind='solver_step', iters=iters, grad=grad))
             print(f'| {iters} | {grad} | {r["mb"]:.1f} | {r["saved_mb"]:.1f} | {r["ms"]:.0f} '
                   f'| {s["mb"]:.1f} | {s["saved_mb"]:.1f} | {s["ms"]:.0f} |')
-    if args.skip_large:
-        return 0
+    if skip_large:
+        return
     print('\n### Graph construction at 128 x 256 (no autograd), k = 10\n')
     print('| C | peak memory (MB) | time (ms) |\n|---|---|---|')
     for c in (512, 19):
         r = spawn(dict(base, h=128, w=256, c=c, classes=19, kind='graph_memory'))
         print(f'| {c} | {r["mb"]:.1f} | {r["ms"]:.0f} |')
-    return 0
+
+
+def graph_section(base: dict, images: dict, skip_large: bool) -> None:
+    print('\n### The image graph (colours, eq. 11), dense and windowed search\n')
+    print('| image | size | d | search | time (ms) | peak (MB) | rows proved per window '
+          '(radius: proved / searched) | rows searched densely | same graph as dense |')
+    print('|---|---|---|---|---|---|---|---|---|')
+    cases = [('WBC', (images.get('wbc') or [None])[0], 300, 300, 20),
+             ('CamVid', (images.get('camvid') or [None])[0], 360, 480, 10)]
+    for name, path, h, w, k in cases:
+        label = f'{name} {osp.basename(path)}' if path else f'{name}-sized, synthetic'
+        r = spawn(dict(base, kind='image_graph', h=h, w=w, k=k, impl='efficient', path=path,
+                       repeat=True, check=True))
+        levels = ', '.join(f'{lr}: {done} / {n}' for lr, n, done in r['levels'])
+        print(f'| {label} | {h} x {w} | {k} | dense | {r["dense_ms"]:.0f} | | | all | |')
+        print(f'| {label} | {h} x {w} | {k} | efficient | {r["ms"]:.0f} | {r["mb"]:.0f} '
+              f'| {levels} | {r["dense_rows"]} | {"yes" if r["equal"] else "**no**"} |')
+    if skip_large:
+        return
+    r = spawn(dict(base, kind='image_graph', h=1024, w=2048, k=10, impl='efficient'))
+    levels = ', '.join(f'{lr}: {done} / {n}' for lr, n, done in r['levels'])
+    print(f'| Cityscapes-sized, synthetic | 1024 x 2048 | 10 | efficient | {r["ms"]:.0f} '
+          f'| {r["mb"]:.0f} | {levels} | {r["dense_rows"]} | |')
+
+
+def recipe_section(base: dict, images: dict) -> None:
+    print('\n### The WBC recipe\'s U-Net s5-d16, batch 3, K = 3: one training step and the '
+          'test-time solve\n')
+    print('| size | softmax | step (ms) | step / plain | peak (MB) | peak - plain (MB) '
+          '| test-time forward, 1 image (ms) |')
+    print('|---|---|---|---|---|---|---|')
+    for h, w in ((64, 64), (300, 300), (360, 480)):
+        paths = images.get('wbc') if (h, w) == (300, 300) else None
+        plain = None
+        for model in ('plain', 'local TV', 'NLTV'):
+            r = spawn(dict(base, kind='recipe_step', model=model, h=h, w=w, batch=3,
+                           paths=paths, solve=True))
+            if plain is None:
+                plain = r
+            print(f'| {h} x {w} | {model} | {r["ms"]:.0f} | {r["ms"] / plain["ms"]:.2f} '
+                  f'| {r["mb"]:.0f} | {r["mb"] - plain["mb"]:+.0f} | {r["solve_ms"]:.0f} |')
 
 
 if __name__ == '__main__':
