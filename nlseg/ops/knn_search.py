@@ -233,31 +233,34 @@ def _window_offsets(r: int, w: int, device: torch.device
     return dy, dx, dy * w + dx
 
 
-def _window_all_rows(f: torch.Tensor, h: int, w: int, r: int, inv_a: float, inv_b: float
-                     ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Distances from every position to its window of radius r < w: (N, O) distances (inf
-    outside the image) and candidate indices i + dy w + dx (strictly increasing along a row;
-    values outside the image are placeholders). Built by shifting the whole map once per
-    offset (no gather)."""
+def _window_band(f: torch.Tensor, h: int, w: int, r: int, y0: int, y1: int, inv_a: float,
+                 inv_b: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Distances from every position of image rows [y0, y1) to its window of radius r < w:
+    (n_band, O) distances (inf outside the image) and candidate indices i + dy w + dx
+    (strictly increasing along a row; placeholders outside the image). Built by shifting the
+    map once per offset (no gather)."""
     c, n = f.shape
     dy, dx, off = _window_offsets(r, w, f.device)
     pterm = position_term(dy.square() + dx.square(), inv_a, f.dtype)
     fm = f.view(c, h, w)
-    fp = torch.nn.functional.pad(fm, (r, r, r, r))
-    dist = f.new_empty(off.numel(), h, w)
+    lo, hi = max(0, y0 - r), min(h, y1 + r)  # the image rows the band's windows reach
+    fp = torch.nn.functional.pad(fm[:, lo:hi], (r, r, r - (y0 - lo), r - (hi - y1)))
+    band = fm[:, y0:y1]
+    hb = y1 - y0
+    dist = f.new_empty(off.numel(), hb, w)
     for o, (oy, ox) in enumerate(zip(dy.tolist(), dx.tolist())):
-        shifted = fp[:, r + oy:r + oy + h, r + ox:r + ox + w]
-        dist[o] = pair_distance(fm, shifted, pterm[o], inv_b)
-        if oy > 0:
-            dist[o, h - oy:] = math.inf
-        elif oy < 0:
-            dist[o, :-oy] = math.inf
+        shifted = fp[:, r + oy:r + oy + hb, r + ox:r + ox + w]
+        dist[o] = pair_distance(band, shifted, pterm[o], inv_b)
+        if y1 + oy > h:  # rows whose window row y + oy is below the image
+            dist[o, max(0, h - oy - y0):] = math.inf
+        if y0 + oy < 0:  # ... above it
+            dist[o, :min(hb, -oy - y0)] = math.inf
         if ox > 0:
             dist[o, :, w - ox:] = math.inf
         elif ox < 0:
             dist[o, :, :-ox] = math.inf
-    j = torch.arange(n, device=f.device)[:, None] + off[None, :]
-    return dist.view(-1, n).t().contiguous(), j
+    j = torch.arange(y0 * w, y1 * w, device=f.device)[:, None] + off[None, :]
+    return dist.view(-1, hb * w).t().contiguous(), j
 
 
 def _window_rows(f: torch.Tensor, rows: torch.Tensor, h: int, w: int, r: int, inv_a: float,
@@ -283,11 +286,14 @@ def _window_level(f: torch.Tensor, rows: Optional[torch.Tensor], h: int, w: int,
     bound certifies (k-th distance < fl((r + 1)^2 / (2 sigma_a)))."""
     c, n = f.shape
     bound = position_term(torch.tensor((r + 1) ** 2, device=f.device), inv_a, f.dtype)
-    if rows is None:
-        d, j = _window_all_rows(f, h, w, r, inv_a, inv_b)
-        dk, jk = take_k_nearest(d, j, k)
-        return dk, jk, dk.amax(dim=1) < bound
-    per_chunk = max(1, _CHUNK_ELEMENTS // max(1, ((2 * r + 1) ** 2) * c))
+    window = (2 * r + 1) ** 2
+    if rows is None:  # all rows, in bands of image rows (bounded memory)
+        band = max(1, _CHUNK_ELEMENTS // max(1, window * w))
+        out = [take_k_nearest(*_window_band(f, h, w, r, y0, min(h, y0 + band), inv_a, inv_b),
+                              k) for y0 in range(0, h, band)]
+        dk = torch.cat([x for x, _ in out])
+        return dk, torch.cat([x for _, x in out]), dk.amax(dim=1) < bound
+    per_chunk = max(1, _CHUNK_ELEMENTS // max(1, window * c))
     out = []
     for start in range(0, rows.numel(), per_chunk):
         d, j = _window_rows(f, rows[start:start + per_chunk], h, w, r, inv_a, inv_b)

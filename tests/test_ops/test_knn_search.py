@@ -177,3 +177,13 @@ def test_real_camvid_image_graphs_equal_brute_force():
     assert len(paths) == 233
     for crop in _crops(paths[::47], (60, 80), 5):
         assert_same_graph(crop, 10)
+
+
+@pytest.mark.parametrize('chunk_elements', [1, 49 * 30 * 7])
+def test_window_bands_of_image_rows_give_the_same_graph(monkeypatch, chunk_elements):
+    """Large maps are searched in bands of image rows (bounded memory): bands of 1 and 7
+    rows, windows reaching across band borders and the image border."""
+    import nlseg.ops.knn_search as knn_search
+    monkeypatch.setattr(knn_search, '_CHUNK_ELEMENTS', chunk_elements)
+    for case in ('smooth', 'stripes', 'isolated'):
+        assert_same_graph(worst_cases()[case], 10)

@@ -105,11 +105,15 @@ def child(spec: dict) -> dict:
     if spec.get('threads'):
         torch.set_num_threads(spec['threads'])
     device = torch.device(spec['device'])
+    mem = Memory(device)
+    kind = spec['kind']
+    if kind == 'image_graph':
+        return image_graph(spec, device, mem)
+    if kind == 'recipe_step':
+        return recipe_step(spec, device, mem)
     h, w, c, ncls, k = spec['h'], spec['w'], spec['c'], spec['classes'], spec['k']
     feats = torch.randn(1, c, h, w, device=device)
     logits = torch.randn(1, ncls, h, w, device=device)
-    mem = Memory(device)
-    kind = spec['kind']
     if kind == 'graph_time':
         with torch.no_grad():
             return dict(ms=timed(lambda: knn_graph(feats, k=k), device))
@@ -138,10 +142,6 @@ def child(spec: dict) -> dict:
         return measure_step(lambda: nltv_softmax(logits, index, weight, iters=spec['iters'],
                                                  tol=None, grad=spec['grad'], log=True),
                             mem, device)
-    if kind == 'image_graph':
-        return image_graph(spec, device, mem)
-    if kind == 'recipe_step':
-        return recipe_step(spec, device, mem)
     raise ValueError(kind)
 
 
