@@ -166,6 +166,9 @@ def knn_graph(feats: torch.Tensor,
             if traced:
                 index = _traced_search(fd, ys, xs, k, sigma_a, sigma_b)
             else:
+                if not bool(torch.isfinite(fd).all()):
+                    raise ValueError('feats must be finite: the kNN graph of a map with NaN '
+                                     'or inf values is undefined')
                 inv_a, inv_b = 1.0 / (2.0 * sa), 1.0 / (2.0 * sb)
                 found = []
                 for image in fd:

@@ -147,6 +147,8 @@ def test_auto_takes_the_window_for_few_channels_and_large_maps():
     assert resolve_knn_impl('efficient', 10, 3) == 'efficient'
     with pytest.raises(ValueError, match='impl'):
         knn_graph(torch.rand(1, 3, 4, 4), k=3, impl='fast')
+    with pytest.raises(ValueError, match='feats must be finite'):
+        knn_graph(torch.full((1, 3, 4, 4), float('nan')), k=3)
     with pytest.raises(ValueError, match='window_radius'):
         knn_graph(torch.rand(1, 3, 4, 4), k=3, window_radius=0)
 

@@ -111,6 +111,8 @@ def child(spec: dict) -> dict:
         return image_graph(spec, device, mem)
     if kind == 'recipe_step':
         return recipe_step(spec, device, mem)
+    if kind == 'nltv_parts':
+        return nltv_parts(spec, device, mem)
     h, w, c, ncls, k = spec['h'], spec['w'], spec['c'], spec['classes'], spec['k']
     feats = torch.randn(1, c, h, w, device=device)
     logits = torch.randn(1, ncls, h, w, device=device)
@@ -194,6 +196,25 @@ def image_graph(spec: dict, device, mem) -> dict:
     return out
 
 
+def nltv_parts(spec: dict, device, mem) -> dict:
+    """The NLTV part of the recipe's training step at h x w, batch b, K = 3: the image graph
+    of the batch (d = k), then the solver's train_iters = 3 unrolled iterations ('bptt')
+    forward and backward: time, peak memory and bytes autograd saves."""
+    import torch
+    from nlseg.ops import knn_graph, nltv_softmax
+    h, w, b, k = spec['h'], spec['w'], spec['batch'], spec['k']
+    images = torch.cat([load_image(dict(spec, path=None), device)] * b)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        index, weight = knn_graph(images, k=k)
+    graph_ms = (time.perf_counter() - t0) * 1e3
+    logits = torch.randn(b, 3, h, w, device=device, requires_grad=True)
+    r = measure_step(lambda: nltv_softmax(logits, index, weight, iters=3, tol=None,
+                                          grad='bptt', log=True), mem, device)
+    return dict(graph_ms=graph_ms, solver_ms=r['ms'], solver_mb=r['mb'],
+                saved_mb=r['saved_mb'])
+
+
 RECIPE_CONFIGS = {
     'plain': 'configs/nltv/unet-s5-d16_fcn_1xb3-20k_wbc-300x300.py',
     'local TV': 'configs/nltv/ltv-fcn_unet-s5-d16_1xb3-20k_wbc-300x300.py',
@@ -223,9 +244,9 @@ def recipe_step(spec: dict, device, mem) -> dict:
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
     h, w, b = spec['h'], spec['w'], spec['batch']
     g = torch.Generator().manual_seed(0)
+    paths = (spec.get('paths') or [None] * b)[:b]
     images = [(load_image(dict(spec, path=p), 'cpu')[0] * 255).round().to(torch.uint8)
-              for p in spec['paths'][:b]] if spec.get('paths') else \
-        [torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8) for _ in range(b)]
+              for p in paths]
     samples = []
     for _ in range(b):
         sample = SegDataSample()
@@ -366,11 +387,14 @@ def graph_section(base: dict, images: dict, skip_large: bool) -> None:
 def recipe_section(base: dict, images: dict) -> None:
     print('\n### The WBC recipe\'s U-Net s5-d16, batch 3, K = 3: one training step and the '
           'test-time solve\n')
+    print('Images: the first 3 published WBC images at 300 x 300, CamVid test images at '
+          '360 x 480 (with --real-data), smooth random images otherwise.\n')
     print('| size | softmax | step (ms) | step / plain | peak (MB) | peak - plain (MB) '
           '| test-time forward, 1 image (ms) |')
     print('|---|---|---|---|---|---|---|')
     for h, w in ((64, 64), (300, 300), (360, 480)):
-        paths = images.get('wbc') if (h, w) == (300, 300) else None
+        paths = {(300, 300): images.get('wbc'),
+                 (360, 480): images.get('camvid')}.get((h, w))
         plain = None
         for model in ('plain', 'local TV', 'NLTV'):
             r = spawn(dict(base, kind='recipe_step', model=model, h=h, w=w, batch=3,
@@ -379,6 +403,16 @@ def recipe_section(base: dict, images: dict) -> None:
                 plain = r
             print(f'| {h} x {w} | {model} | {r["ms"]:.0f} | {r["ms"] / plain["ms"]:.2f} '
                   f'| {r["mb"]:.0f} | {r["mb"] - plain["mb"]:+.0f} | {r["solve_ms"]:.0f} |')
+    print('\nWhere the NLTV step\'s extra goes (batch 3, K = 3, d = 20, the map padded to a '
+          'multiple of 16): the image graph of the batch, and the solver\'s 3 unrolled '
+          'iterations forward + backward\n')
+    print('| size | graph of 3 images (ms) | solver fwd + bwd (ms) | solver peak (MB) '
+          '| saved for backward (MB) |')
+    print('|---|---|---|---|---|')
+    for h, w in ((64, 64), (304, 304), (368, 480)):
+        r = spawn(dict(base, kind='nltv_parts', h=h, w=w, batch=3, k=20))
+        print(f'| {h} x {w} | {r["graph_ms"]:.0f} | {r["solver_ms"]:.0f} '
+              f'| {r["solver_mb"]:.0f} | {r["saved_mb"]:.0f} |')
 
 
 if __name__ == '__main__':
