@@ -50,8 +50,8 @@ __all__ = ['knn_graph', 'resolve_knn_impl']
 
 Number = Union[float, torch.Tensor]
 
-# default chunk budget of the weights: about 2**24 gathered feature entries per chunk
-_CHUNK_ENTRIES = 1 << 24
+# default chunk budget of the weights: about 2**22 gathered feature entries (16 MiB) per chunk
+_CHUNK_ENTRIES = 1 << 22
 #: 'auto' takes the windowed search for maps of at most this many channels
 WINDOW_MAX_CHANNELS = 16
 
@@ -116,7 +116,7 @@ def knn_graph(feats: torch.Tensor,
         lambda1, lambda2: weights of the bilateral and the spatial kernel (>= 0).
         sigma_a, sigma_b, sigma_g: positive scales of the position, feature and spatial terms.
             Any of the five may be a 0-dim tensor requiring grad.
-        chunk_size: query rows per chunk of the dense search (default: about 2**24
+        chunk_size: query rows per chunk of the dense search (default: about 2**22
             distances a chunk) and of the weights.
         impl: 'dense', 'efficient' (the windowed search) or 'auto' (module docstring); all
             give the same graph. Exporting (ONNX), tracing or compiling always uses a

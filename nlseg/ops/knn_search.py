@@ -61,7 +61,7 @@ __all__ = ['position_term', 'pair_distance', 'take_k_nearest', 'dense_knn', 'win
 # exact-distance work per chunk: about 2**22 (row, candidate, channel) elements
 _CHUNK_ELEMENTS = 1 << 22
 # rows x columns of the (approximate) distance matrix per chunk of the dense search
-_DENSE_CHUNK_ENTRIES = 1 << 24
+_DENSE_CHUNK_ENTRIES = 1 << 22
 #: the cascade widens a failed row's window from radius r to WINDOW_GROWTH r + 1 ...
 WINDOW_GROWTH = 2
 #: ... while the window holds at most 1 / WINDOW_FRACTION of the map (then: dense search)
