@@ -181,18 +181,22 @@ def dense_knn(f: torch.Tensor, h: int, w: int, k: int, inv_a: float, inv_b: floa
     if chunk_size is None:
         chunk_size = max(1, _DENSE_CHUNK_ENTRIES // n)
     parts, failed = [], []
+    # the (chunk, N) work buffers, allocated once: a fresh 16 MiB block per chunk would leave
+    # the heap fragmented and the resident set growing over the chunks
+    chunk_size = min(chunk_size, rows.numel())
+    buffers = f.new_empty(3, chunk_size, n)
     for start in range(0, rows.numel(), chunk_size):
         q = rows[start:start + chunk_size]
         nq = q.numel()
+        approx, dp2, dx2 = buffers[:, :nq]
         # proposal: the rounded |f_i|^2 + |f_j|^2 - 2 f_i.f_j, exact position term
-        approx = torch.addmm(sq[None, :], ft[q], ft.t(), alpha=-2.0)
+        torch.addmm(sq[None, :], ft[q], ft.t(), alpha=-2.0, out=approx)
         approx.add_(sq[q, None]).clamp_min_(0).mul_(inv_b)
-        dp2 = (fy[q, None] - fy[None, :]).square_()
-        approx.add_(dp2.add_((fx[q, None] - fx[None, :]).square_()).mul_(inv_a))
-        del dp2
+        torch.sub(fy[q, None], fy[None, :], out=dp2).square_()
+        torch.sub(fx[q, None], fx[None, :], out=dx2).square_()
+        approx.add_(dp2.add_(dx2).mul_(inv_a))
         approx[torch.arange(nq, device=device), q] = math.inf
         prop_d, prop_j = torch.topk(approx, m, dim=1, largest=False, sorted=False)
-        del approx
         threshold = prop_d.amax(dim=1)
         prop_j = prop_j.sort(dim=1).values
         # exact distances of the proposed candidates
@@ -234,11 +238,11 @@ def _window_offsets(r: int, w: int, device: torch.device
 
 
 def _window_band(f: torch.Tensor, h: int, w: int, r: int, y0: int, y1: int, inv_a: float,
-                 inv_b: float) -> Tuple[torch.Tensor, torch.Tensor]:
+                 inv_b: float, out: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Distances from every position of image rows [y0, y1) to its window of radius r < w:
     (n_band, O) distances (inf outside the image) and candidate indices i + dy w + dx
     (strictly increasing along a row; placeholders outside the image). Built by shifting the
-    map once per offset (no gather)."""
+    map once per offset (no gather), into the buffer ``out`` (O, >= y1 - y0, w)."""
     c, n = f.shape
     dy, dx, off = _window_offsets(r, w, f.device)
     pterm = position_term(dy.square() + dx.square(), inv_a, f.dtype)
@@ -247,7 +251,7 @@ def _window_band(f: torch.Tensor, h: int, w: int, r: int, y0: int, y1: int, inv_
     fp = torch.nn.functional.pad(fm[:, lo:hi], (r, r, r - (y0 - lo), r - (hi - y1)))
     band = fm[:, y0:y1]
     hb = y1 - y0
-    dist = f.new_empty(off.numel(), hb, w)
+    dist = out[:, :hb]
     for o, (oy, ox) in enumerate(zip(dy.tolist(), dx.tolist())):
         shifted = fp[:, r + oy:r + oy + hb, r + ox:r + ox + w]
         dist[o] = pair_distance(band, shifted, pterm[o], inv_b)
@@ -260,7 +264,7 @@ def _window_band(f: torch.Tensor, h: int, w: int, r: int, y0: int, y1: int, inv_
         elif ox < 0:
             dist[o, :, :-ox] = math.inf
     j = torch.arange(y0 * w, y1 * w, device=f.device)[:, None] + off[None, :]
-    return dist.view(-1, hb * w).t().contiguous(), j
+    return dist.reshape(-1, hb * w).t().contiguous(), j
 
 
 def _window_rows(f: torch.Tensor, rows: torch.Tensor, h: int, w: int, r: int, inv_a: float,
@@ -288,9 +292,10 @@ def _window_level(f: torch.Tensor, rows: Optional[torch.Tensor], h: int, w: int,
     bound = position_term(torch.tensor((r + 1) ** 2, device=f.device), inv_a, f.dtype)
     window = (2 * r + 1) ** 2
     if rows is None:  # all rows, in bands of image rows (bounded memory)
-        band = max(1, _CHUNK_ELEMENTS // max(1, window * w))
-        out = [take_k_nearest(*_window_band(f, h, w, r, y0, min(h, y0 + band), inv_a, inv_b),
-                              k) for y0 in range(0, h, band)]
+        band = min(h, max(1, _CHUNK_ELEMENTS // max(1, window * w)))
+        buffer = f.new_empty(window - 1, band, w)
+        out = [take_k_nearest(*_window_band(f, h, w, r, y0, min(h, y0 + band), inv_a, inv_b,
+                                            buffer), k) for y0 in range(0, h, band)]
         dk = torch.cat([x for x, _ in out])
         return dk, torch.cat([x for _, x in out]), dk.amax(dim=1) < bound
     per_chunk = max(1, _CHUNK_ELEMENTS // max(1, window * c))
