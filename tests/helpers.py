@@ -172,6 +172,16 @@ def folder_digest(folder: str) -> str:
     return h.hexdigest()
 
 
+def one_thread_fixture():
+    """An autouse fixture body for modules of tiny problems: intra-op threads only add
+    overhead there (and contend on a loaded machine). Use as
+    ``one_thread = pytest.fixture(autouse=True)(one_thread_fixture)``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 #: environment variable naming the folder that holds the published real data sets
 #: (``wbc-dataset2/``, ``camvid-segnet/``, docs/datasets.md); tests marked ``real_data``
 #: are skipped without it

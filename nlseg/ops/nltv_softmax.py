@@ -110,15 +110,23 @@ def nltv_energies(logits: torch.Tensor, index: torch.Tensor, weight: torch.Tenso
 def _energies_from(o: torch.Tensor, z: torch.Tensor, grad_a: torch.Tensor,
                    eta: Optional[torch.Tensor], lam: float,
                    eps: float) -> Dict[str, torch.Tensor]:
+    inner = None if eta is None else (grad_a * eta).flatten(1).sum(1)
+    return _energies(o, z, grad_a.abs().flatten(1).sum(1), inner, lam, eps)
+
+
+def _energies(o: torch.Tensor, z: torch.Tensor, tv: torch.Tensor,
+              inner: Optional[torch.Tensor], lam: float,
+              eps: float) -> Dict[str, torch.Tensor]:
+    """The energies at (A(eta), eta) from z, tv = ||grad_w A||_1 and inner = <grad_w A, eta>
+    (None: eta = 0), per image."""
     log_a = torch.log_softmax(z, dim=1)
     a = log_a.exp()
     fidelity = (a * (eps * log_a - o)).flatten(1).sum(1)
-    tv = grad_a.abs().flatten(1).sum(1)
     primal = fidelity + lam * tv
     dual = -eps * torch.logsumexp(z, dim=1).flatten(1).sum(1)
     gap = lam * tv
-    if eta is not None:
-        gap = gap + (grad_a * eta).flatten(1).sum(1)
+    if inner is not None:
+        gap = gap + inner
     rel_gap = gap.abs() / primal.abs().clamp_min(torch.finfo(primal.dtype).tiny)
     return dict(primal=primal, dual=dual, gap=gap, rel_gap=rel_gap)
 
@@ -208,17 +216,8 @@ def _energies_scaled(o: torch.Tensor, z: torch.Tensor, d: torch.Tensor, w: torch
                      xi: Optional[torch.Tensor], lam: float,
                      eps: float) -> Dict[str, torch.Tensor]:
     """:func:`_energies_from` from d = A_j - A_i, the weights w and xi = w eta."""
-    log_a = torch.log_softmax(z, dim=1)
-    a = log_a.exp()
-    fidelity = (a * (eps * log_a - o)).flatten(1).sum(1)
-    tv = (d.abs() * w).flatten(1).sum(1)
-    primal = fidelity + lam * tv
-    dual = -eps * torch.logsumexp(z, dim=1).flatten(1).sum(1)
-    gap = lam * tv
-    if xi is not None:
-        gap = gap + (d * xi).flatten(1).sum(1)
-    rel_gap = gap.abs() / primal.abs().clamp_min(torch.finfo(primal.dtype).tiny)
-    return dict(primal=primal, dual=dual, gap=gap, rel_gap=rel_gap)
+    inner = None if xi is None else (d * xi).flatten(1).sum(1)
+    return _energies(o, z, (d.abs() * w).flatten(1).sum(1), inner, lam, eps)
 
 
 def nltv_softmax(logits: torch.Tensor,

@@ -11,17 +11,12 @@ import torch.nn.functional as F
 
 from nlseg.ops.knn_graph import knn_graph, resolve_knn_impl
 from nlseg.ops.knn_search import pair_distance, position_term, take_k_nearest, windowed_knn
-from tests.helpers import read_rgb, real_data_dir
+from tests.helpers import one_thread_fixture, read_rgb, real_data_dir
 
 SA, SB = 40.0, 13.0 / 255.0
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+one_thread = pytest.fixture(autouse=True)(one_thread_fixture)
 
 
 def brute_force(feats, k, sa=SA, sb=SB):

@@ -5,15 +5,10 @@ import torch
 from nlseg.ops.graph_operators import graph_divergence, graph_gradient
 from nlseg.ops.knn_graph import knn_graph
 from nlseg.ops.nltv_softmax import nltv_energies, nltv_softmax, nltv_step
+from tests.helpers import one_thread_fixture
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny problems: intra-op threads only add overhead (and contend on a loaded machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+one_thread = pytest.fixture(autouse=True)(one_thread_fixture)
 
 
 def random_problem(h=32, w=32, k=10, classes=4, seed=0, dtype=torch.float64):
