@@ -28,7 +28,8 @@ model = dict(
     decode_head=dict(
         base_head=dict(
             num_classes=11,
-            loss_decode=dict(class_weight=segnet_class_weight),
+            loss_decode=dict(
+                type='ClassWeightedCrossEntropyLoss', class_weight=segnet_class_weight),
             init_cfg=dict(
                 type='Pretrained', checkpoint=stage1_checkpoint,
                 prefix='decode_head.')),

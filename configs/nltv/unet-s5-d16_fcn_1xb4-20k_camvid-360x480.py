@@ -17,9 +17,14 @@ default_scope = 'mmseg'
 segnet_class_weight = [
     0.2595, 0.1826, 4.5640, 0.1417, 0.9051, 0.3826, 9.6446, 1.8418, 0.6823, 6.2478, 7.3614
 ]
+# ClassWeightedCrossEntropyLoss: mmseg 1.2.2's CrossEntropyLoss with class weights raises an
+# IndexError on CamVid's void (ignored) pixels; this one is PyTorch's weighted mean over the
+# pixels that are not ignored.
 model = dict(
     decode_head=dict(
-        num_classes=11, loss_decode=dict(class_weight=segnet_class_weight)))
+        num_classes=11,
+        loss_decode=dict(
+            type='ClassWeightedCrossEntropyLoss', class_weight=segnet_class_weight)))
 train_dataloader = dict(batch_size=4)
 optimizer = dict(type='SGD', lr=0.001, momentum=0.9, weight_decay=0.0005)
 optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer, clip_grad=None)

@@ -191,8 +191,22 @@ def test_wbc_map_grey_levels():
     label, stray = wbc_conv.map_grey_levels(mask, strays='ignore')
     np.testing.assert_array_equal(label, [[0, 1, 2, 255, 255, 255]])
     assert stray == 3
-    with pytest.raises(ValueError, match='grey values 64, 190 are farther than 32'):
+    # the published masks' strays (034.png: 2, 7, 25, 42, 44, 45; 076.png: 24, 37, 50): far
+    # from 0 (up to 50 grey levels) but far nearer it than 128, so background
+    real = np.array([[2, 7, 25, 42, 44, 45, 24, 37, 50, 3, 9]], dtype=np.uint8)
+    label, stray = wbc_conv.map_grey_levels(real)
+    assert stray == 11 and not label.any()
+    # truly ambiguous values (near the midpoints 64 and 191.5) are refused, named
+    with pytest.raises(ValueError, match='grey values 64, 190 are ambiguous'):
         wbc_conv.map_grey_levels(np.array([[0, 64, 190]], dtype=np.uint8))
+    wbc_conv.map_grey_levels(np.array([[56, 72, 183, 200]], dtype=np.uint8))  # margins 16+
+    with pytest.raises(ValueError, match='grey values 57 are ambiguous'):
+        wbc_conv.map_grey_levels(np.array([[57]], dtype=np.uint8))
+    label, _ = wbc_conv.map_grey_levels(np.array([[64]], dtype=np.uint8), ambiguity_margin=0)
+    assert label.tolist() == [[0]]  # margin 0: ties go to the lower level
+    # an explicit distance limit still applies
+    with pytest.raises(ValueError, match='grey values 37, 42, 44, 45, 50 are farther than 32'):
+        wbc_conv.map_grey_levels(real, max_distance=32)
     with pytest.raises(ValueError, match='strays'):
         wbc_conv.map_grey_levels(mask, strays='drop')
 
@@ -217,7 +231,9 @@ def test_wbc_converts(tmp_path, capsys):
     assert sorted(result['train'] + result['val']) == sorted(masks)
     assert result['changed'] == {'002.png': 3}
     printed = capsys.readouterr().out
-    assert '3 pixels in 1 mask(s)' in printed and '002.png: 3 pixels' in printed
+    assert '3 pixels in 1 mask(s)' in printed
+    assert '002.png: 3 pixels (values 3, 120, 250)' in printed
+    assert result['values'] == {'002.png': [3, 120, 250]}
     for split in ('train', 'val'):
         with open(osp.join(out, f'{split}.txt')) as f:
             assert f.read().split() == result[split]
@@ -246,7 +262,7 @@ def test_wbc_strays_ignore(tmp_path):
     (lambda s: _garbage(osp.join(s, '001.bmp')), {}, 'cannot read image'),
     (lambda s: _garbage(osp.join(s, '005.png')), {}, 'cannot read mask'),
     (lambda s: _save(osp.join(s, '005.png'), np.full((H, W), 64, np.uint8)), {},
-     r'005\.png.*grey values 64 are farther'),
+     r'005\.png.*grey values 64 are ambiguous'),
     (lambda s: _save(osp.join(s, '005.png'), np.zeros((H, W + 2), np.uint8)), {},
      'but its image is 12x16'),
     (lambda s: _save(osp.join(s, '005.png'), np.stack(

@@ -3,14 +3,19 @@
 Usage::
 
     python tools/dataset_converters/wbc.py SRC --out data/wbc [--train 60 --seed 0]
-        [--strays nearest|ignore] [--max-stray-distance 32] [--overwrite]
+        [--strays nearest|ignore] [--ambiguity-margin 16] [--max-stray-distance D]
+        [--overwrite]
 
 ``SRC`` holds ``NNN.bmp`` images and their ``NNN.png`` masks in one folder. Mask grey levels
 0 (background), 128 (cytoplasm) and 255 (nucleus) become labels 0, 1, 2. A few masks carry
-stray grey values; they are mapped to the nearest level (``--strays nearest``) or to 255,
-ignored in training and evaluation (``--strays ignore``), and the converter reports how many
-pixels of which files it changed. A value farther than ``--max-stray-distance`` from every
-level is an error. The images are split into train and val with a seeded shuffle (the NLTV
+stray grey values (the published copy: 304 pixels in five masks, values 2-50, all far nearer
+0 than 128); they are mapped to the nearest level (``--strays nearest``) or to 255, ignored
+in training and evaluation (``--strays ignore``), and the converter reports per mask how
+many pixels of which values it changed. A value is refused only when it is truly ambiguous:
+its distances to the two nearest levels differ by less than ``--ambiguity-margin`` (default
+16 grey levels: 57-71 between background and cytoplasm, 184-199 between cytoplasm and
+nucleus), or, when ``--max-stray-distance`` is given, when it is farther than that from
+every level. The images are split into train and val with a seeded shuffle (the NLTV
 paper used 60 train / 40 test images) and written in mmseg's classic layout::
 
     OUT/img_dir/{train,val}/NNN.bmp   OUT/ann_dir/{train,val}/NNN.png   OUT/{train,val}.txt
@@ -61,30 +66,44 @@ def pair_wbc(src: str) -> list[str]:
 
 
 def map_grey_levels(mask: np.ndarray, strays: str = 'nearest',
-                    max_distance: int = 32) -> tuple[np.ndarray, int]:
+                    max_distance: int | None = None,
+                    ambiguity_margin: int = 16) -> tuple[np.ndarray, int]:
     """Map grey levels 0/128/255 to labels 0/1/2.
 
-    Other ("stray") values within ``max_distance`` of a level go to the nearest level's
-    label (``strays='nearest'``) or to 255 (``strays='ignore'``). Returns the label map and
-    the number of stray pixels. Raises :class:`ValueError` for a value farther than
-    ``max_distance`` from every level.
+    Other ("stray") values go to the nearest level's label (``strays='nearest'``) or to 255
+    (``strays='ignore'``). Returns the label map and the number of stray pixels. Raises
+    :class:`ValueError` naming the values that are ambiguous (their distances to the two
+    nearest levels differ by less than ``ambiguity_margin``) or, with ``max_distance``,
+    farther than that from every level.
     """
     if strays not in STRAY_MODES:
         raise ValueError(f'strays must be one of {STRAY_MODES}, got {strays!r}')
     levels = np.asarray(GREY_LEVELS, dtype=np.int32)
     dist = np.abs(mask.astype(np.int32)[..., None] - levels)
     nearest = dist.argmin(axis=-1)
-    nearest_dist = dist.min(axis=-1)
-    if (nearest_dist > max_distance).any():
-        far = np.unique(mask[nearest_dist > max_distance])
+    two = np.sort(dist, axis=-1)[..., :2]
+    ambiguous = two[..., 1] - two[..., 0] < ambiguity_margin
+    if ambiguous.any():
+        values = np.unique(mask[ambiguous])
+        raise ValueError(
+            f'grey values {describe_names([str(v) for v in values])} are ambiguous: within '
+            f'{ambiguity_margin} grey levels as near to a second level of {GREY_LEVELS} as '
+            f'to the nearest (--ambiguity-margin)')
+    if max_distance is not None and (two[..., 0] > max_distance).any():
+        far = np.unique(mask[two[..., 0] > max_distance])
         raise ValueError(
             f'grey values {describe_names([str(v) for v in far])} are farther than '
-            f'{max_distance} from every level {GREY_LEVELS}')
-    stray = nearest_dist > 0
+            f'{max_distance} from every level {GREY_LEVELS} (--max-stray-distance)')
+    stray = two[..., 0] > 0
     label = nearest.astype(np.uint8)
     if strays == 'ignore':
         label[stray] = IGNORE_INDEX
     return label, int(stray.sum())
+
+
+def stray_values(mask: np.ndarray) -> list[int]:
+    """The grey values of ``mask`` that are not one of the levels."""
+    return [int(v) for v in np.unique(mask) if v not in GREY_LEVELS]
 
 
 def split_names(names: Sequence[str], num_train: int, seed: int = 0) -> tuple[list, list]:
@@ -101,21 +120,25 @@ def split_names(names: Sequence[str], num_train: int, seed: int = 0) -> tuple[li
 
 
 def convert_wbc(src: str, out: str, num_train: int = 60, seed: int = 0,
-                strays: str = 'nearest', max_distance: int = 32,
-                overwrite: bool = False) -> dict:
+                strays: str = 'nearest', max_distance: int | None = None,
+                overwrite: bool = False, ambiguity_margin: int = 16) -> dict:
     """Convert the WBC folder ``src`` into ``out``.
 
-    Returns ``dict(train=[stems], val=[stems], changed={mask name: stray pixel count})``.
+    Returns ``dict(train=[stems], val=[stems], changed={mask name: stray pixel count},
+    values={mask name: [stray grey values]})``.
     """
     from mmengine.utils import track_iter_progress
 
     if strays not in STRAY_MODES:
         raise ConversionError(f'--strays must be one of {STRAY_MODES}, got {strays!r}')
-    if max_distance < 0:
+    if max_distance is not None and max_distance < 0:
         raise ConversionError(f'--max-stray-distance must be >= 0, got {max_distance}')
+    if ambiguity_margin < 0:
+        raise ConversionError(f'--ambiguity-margin must be >= 0, got {ambiguity_margin}')
     require_source(src)
     train, val = split_names(pair_wbc(src), num_train, seed)
     changed: dict[str, int] = {}
+    values: dict[str, list[int]] = {}
     with staged_output(out, overwrite) as tmp:
         for split, stems in (('train', train), ('val', val)):
             os.makedirs(osp.join(tmp, 'img_dir', split))
@@ -132,11 +155,13 @@ def convert_wbc(src: str, out: str, num_train: int = 60, seed: int = 0,
                     raise ConversionError(f'{mask_path!r} is {mask.shape[0]}x{mask.shape[1]}'
                                           f' but its image is {size[0]}x{size[1]}')
                 try:
-                    label, num_stray = map_grey_levels(mask, strays, max_distance)
+                    label, num_stray = map_grey_levels(mask, strays, max_distance,
+                                                       ambiguity_margin)
                 except ValueError as exc:
                     raise ConversionError(f'{mask_path!r}: {exc}') from exc
                 if num_stray:
                     changed[f'{stem}.png'] = num_stray
+                    values[f'{stem}.png'] = stray_values(mask)
                 shutil.copyfile(img_path, osp.join(tmp, 'img_dir', split, f'{stem}.bmp'))
                 write_mask(osp.join(tmp, 'ann_dir', split, f'{stem}.png'), label)
     target = 'the nearest level' if strays == 'nearest' else f'{IGNORE_INDEX} (ignored)'
@@ -144,11 +169,12 @@ def convert_wbc(src: str, out: str, num_train: int = 60, seed: int = 0,
         print(f'stray grey values mapped to {target}: {sum(changed.values())} pixels in '
               f'{len(changed)} mask(s)')
         for name, count in sorted(changed.items()):
-            print(f'  {name}: {count} pixels')
+            print(f'  {name}: {count} pixels (values '
+                  f'{", ".join(str(v) for v in values[name])})')
     else:
         print('no stray grey values')
     print(f'wrote {out}: train {len(train)}, val {len(val)} (seed {seed})')
-    return dict(train=train, val=val, changed=changed)
+    return dict(train=train, val=val, changed=changed, values=values)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -162,8 +188,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0, help='seed of the split shuffle')
     parser.add_argument('--strays', choices=STRAY_MODES, default='nearest',
                         help='stray grey values go to the nearest level or to 255 (ignored)')
-    parser.add_argument('--max-stray-distance', type=int, default=32,
-                        help='largest accepted distance of a stray value from its level')
+    parser.add_argument('--ambiguity-margin', type=int, default=16,
+                        help='refuse a stray value whose distances to its two nearest '
+                             'levels differ by less than this (default 16)')
+    parser.add_argument('--max-stray-distance', type=int, default=None,
+                        help='also refuse a stray value farther than this from every level '
+                             '(default: no limit)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing output folder')
     return parser.parse_args(argv)
@@ -173,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     convert_wbc(args.src, args.out, num_train=args.train, seed=args.seed,
                 strays=args.strays, max_distance=args.max_stray_distance,
-                overwrite=args.overwrite)
+                overwrite=args.overwrite, ambiguity_margin=args.ambiguity_margin)
 
 
 if __name__ == '__main__':

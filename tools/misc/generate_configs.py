@@ -344,11 +344,12 @@ def unet_leaf(ds: DataSet) -> str:
     base_head = f'base_head=dict(num_classes={n})'
     if ds.name.startswith('camvid'):
         # SegNet trains CamVid with median-frequency balancing; the NLTV paper keeps
-        # SegNet's configuration.
+        # SegNet's configuration. ClassWeightedCrossEntropyLoss: mmseg's CrossEntropyLoss
+        # with class weights fails on CamVid's void (ignored) pixels.
         base_head = ('base_head=dict(\n'
                      f'            num_classes={n},\n'
                      '            loss_decode=dict(\n'
-                     "                type='CrossEntropyLoss',\n"
+                     "                type='ClassWeightedCrossEntropyLoss',\n"
                      '                use_sigmoid=False,\n'
                      '                loss_weight=1.0,\n'
                      f'                class_weight={CAMVID_CLASS_WEIGHT}))')
