@@ -13,8 +13,8 @@ channels accumulated channel by channel, times 1 / (2 sigma_b), plus the squared
 distance (an exact integer) times 1 / (2 sigma_a). An elementwise kernel gives the same
 floating-point result for the same operands whatever the shape it runs over, so a pair has
 one ``d_ij`` in every path, bit for bit. Ties are broken by the neighbour's index: the ``k``
-neighbours are the first ``k`` positions in the order (d_ij, j), and are returned in that
-order. Self loops are excluded.
+neighbours are the first ``k`` positions in the order (d_ij, j), returned in index order.
+Self loops are excluded.
 
 **Dense search** (:func:`dense_knn`, ``impl='dense'``): for every query row the distances to
 all N positions. The N x N part is a matrix product (|f_i|^2 + |f_j|^2 - 2 f_i.f_j, fast but
@@ -33,10 +33,10 @@ it can come before the k-th: the window's k nearest are the exact k nearest. In 
 point the same holds for the computed values (rounding is monotone and the feature term is
 >= 0, so every computed d_ij outside the window is >= fl((r + 1)^2 / (2 sigma_a)) = L_r),
 and the test is strict (a tie at L_r with a lower index outside could otherwise enter). Rows
-that fail are searched again in a window three times wider, and once a window would hold
-more than half the image, or fewer than half of a level's rows pass, the rest go to the
-dense search. The result equals the dense search's, index for index. Cost
-O(N (2r + 1)^2 C) for the rows certified at radius r.
+that fail are searched again in a window of radius 2r + 1, and once a window would hold more
+than 1/8 of the map (or reach its shorter side), the rest go to the dense search. The result
+equals the dense search's, index for index. Cost O(N (2r + 1)^2 C) for the rows certified
+at radius r.
 
 Where the bound helps: it is a property of the distance, true for every feature map, but it
 only certifies a row when the k-th distance is smaller than (r + 1)^2 / (2 sigma_a), i.e.
@@ -188,13 +188,13 @@ def dense_knn(f: torch.Tensor, h: int, w: int, k: int, inv_a: float, inv_b: floa
     for start in range(0, rows.numel(), chunk_size):
         q = rows[start:start + chunk_size]
         nq = q.numel()
-        approx, dp2, dx2 = buffers[:, :nq]
+        approx, dy2, dx2 = buffers[:, :nq]
         # proposal: the rounded |f_i|^2 + |f_j|^2 - 2 f_i.f_j, exact position term
         torch.addmm(sq[None, :], ft[q], ft.t(), alpha=-2.0, out=approx)
         approx.add_(sq[q, None]).clamp_min_(0).mul_(inv_b)
-        torch.sub(fy[q, None], fy[None, :], out=dp2).square_()
+        torch.sub(fy[q, None], fy[None, :], out=dy2).square_()
         torch.sub(fx[q, None], fx[None, :], out=dx2).square_()
-        approx.add_(dp2.add_(dx2).mul_(inv_a))
+        approx.add_(dy2.add_(dx2).mul_(inv_a))
         approx[torch.arange(nq, device=device), q] = math.inf
         prop_d, prop_j = torch.topk(approx, m, dim=1, largest=False, sorted=False)
         threshold = prop_d.amax(dim=1)
@@ -269,7 +269,7 @@ def _window_band(f: torch.Tensor, h: int, w: int, r: int, y0: int, y1: int, inv_
 
 def _window_rows(f: torch.Tensor, rows: torch.Tensor, h: int, w: int, r: int, inv_a: float,
                  inv_b: float) -> Tuple[torch.Tensor, torch.Tensor]:
-    """As :func:`_window_all_rows` for some rows, by gathering their windows."""
+    """As :func:`_window_band` for the given rows, by gathering their windows."""
     c, n = f.shape
     dy, dx, off = _window_offsets(r, w, f.device)
     pterm = position_term(dy.square() + dx.square(), inv_a, f.dtype)

@@ -181,7 +181,7 @@ def _iterate_scaled(o: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, 
     k = index.shape[2]
     flat = _flat_index(index, c)
     w = weight.unsqueeze(1)  # (B, 1, N, k)
-    tw2 = (tau * w.square()) if isinstance(tau, float) else tau * w.square()
+    tw2 = tau * w.square()  # tau: a float, or (B, 1, 1, 1) for tau='auto'
     bound = lam * w
     xi = None
     z = o / eps
