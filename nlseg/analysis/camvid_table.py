@@ -24,7 +24,7 @@ import copy
 import os.path as osp
 from typing import Optional, Sequence
 
-from .seed_table import Run
+from .seed_table import Run, check_rows, schedule_options
 from .table_report import RowInfo
 
 #: CamVid's classes (nlseg.datasets.CamVidDataset)
@@ -137,31 +137,13 @@ def _data_options(data_root: str, test_images: Optional[int] = None) -> dict:
     return options
 
 
-def schedule_options(iters: int) -> dict:
-    """Options that shorten a config's schedule to ``iters`` iterations (poly decay ending
-    there, checkpoint at the end, no validation)."""
-    if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
-        raise ValueError(f'iters must be an int >= 1, got {iters!r}')
-    return {'train_cfg.max_iters': iters, 'param_scheduler.0.end': iters,
-            'default_hooks.checkpoint.interval': iters,
-            'default_hooks.logger.interval': max(1, min(50, iters // 10))}
-
-
-def _check_rows(rows: Optional[Sequence[str]]) -> list[str]:
-    rows = list(ROW_NAMES if rows is None else rows)
-    unknown = [r for r in rows if r not in ROW_NAMES]
-    if unknown or not rows:
-        raise ValueError(f'rows must be a non-empty list of {list(ROW_NAMES)}, got {rows!r}')
-    return rows
-
-
 def cpu_runs(root: str, data_root: str, seeds: Sequence[int],
              rows: Optional[Sequence[str]] = None, iters: Optional[int] = None,
              test_images: Optional[int] = None) -> list[Run]:
     """The runs of the CPU-scale table (``root``: the repository, holding ``configs/``);
     ``iters`` shortens the schedule, ``test_images`` tests on the first images only (both
     for pipeline checks, not for the table)."""
-    rows = _check_rows(rows)
+    rows = check_rows(rows, ROW_NAMES)
     base_path = osp.join(root, CPU_CONFIG)
     base = _load(base_path)
     base_head = base.model.decode_head.to_dict()
@@ -198,7 +180,7 @@ def paper_runs(root: str, data_root: str, seeds: Sequence[int], depth: int = 50,
     ``pretrained=False`` starts from random weights (no download)."""
     if depth not in (50, 101):
         raise ValueError(f'depth must be 50 or 101, got {depth!r}')
-    rows = _check_rows(rows)
+    rows = check_rows(rows, ROW_NAMES)
     common = _data_options(data_root, test_images)
     common.update({'val_dataloader': None, 'val_cfg': None, 'val_evaluator': None})
     if iters is not None:

@@ -115,6 +115,25 @@ def _resolve(value: Any, work_dir: str, seed: int) -> Any:
     return value
 
 
+def schedule_options(iters: int) -> dict:
+    """Options that shorten a config's schedule to ``iters`` iterations (poly decay ending
+    there, checkpoint at the end, no validation)."""
+    if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
+        raise ValueError(f'iters must be an int >= 1, got {iters!r}')
+    return {'train_cfg.max_iters': iters, 'param_scheduler.0.end': iters,
+            'default_hooks.checkpoint.interval': iters,
+            'default_hooks.logger.interval': max(1, min(50, iters // 10))}
+
+
+def check_rows(rows: Optional[Sequence[str]], names: Sequence[str]) -> list[str]:
+    """``rows`` (None: all of ``names``) as a list, refused unless a non-empty subset."""
+    rows = list(names if rows is None else rows)
+    unknown = [r for r in rows if r not in names]
+    if unknown or not rows:
+        raise ValueError(f'rows must be a non-empty list of {list(names)}, got {rows!r}')
+    return rows
+
+
 def check_runs(runs: Sequence[Run]) -> None:
     """Refuse duplicate runs and runs that need a row the table does not train."""
     names = [r.name for r in runs]
