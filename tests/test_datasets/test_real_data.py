@@ -2,6 +2,7 @@
 the documented converter commands take them as published, with their defaults, and one config
 per data set trains a few iterations on the real images and evaluates."""
 import glob
+import json
 import os
 import os.path as osp
 import re
@@ -106,3 +107,34 @@ def test_a_config_trains_and_evaluates_on_real_images(converted, tmp_path, confi
     text = open(logs[0]).read()
     miou = re.search(r'mIoU: ([0-9.]+)', text)
     assert miou and 0.0 <= float(miou.group(1)) <= 100.0
+
+
+@pytest.mark.slow
+def test_real_data_tables_run_resume_and_report(converted, tmp_path):
+    """tools/analysis/real_data_table.py on the real images, shortened (3 iterations, 3 test
+    images): a CamVid row and its mmseg anchor, the WBC NLTV fine-tune with its stage 1, and
+    the paper-scale configs' first iterations (R-50-D8, 360 x 480, random init); a rerun finds
+    every run done."""
+    tool = 'tools/analysis/real_data_table.py'
+    camvid = ['camvid', '--data-root', str(converted['root'] / 'camvid'), '--seeds', '0',
+              '--iters', '3', '--test-images', '3', '--rows', 'nl', 'mmseg-nl',
+              '--work-dir', str(tmp_path / 'camvid')]
+    out = run([tool, *camvid])
+    assert '[2/2] mmseg-nl/seed0' in out
+    summary = (tmp_path / 'camvid' / 'summary.md').read_text()
+    assert '| NL | nlseg | 0 |' in summary and '| NLHead | mmseg | 0 |' in summary
+    assert 'Sky' in summary and (tmp_path / 'camvid' / 'miou.png').exists()
+    assert '2 runs: 2 done before, 0 to run' in run([tool, *camvid])
+    wbc = ['wbc', '--data-root', str(converted['root'] / 'wbc'), '--seeds', '0', '--iters',
+           '3', '--test-images', '2', '--rows', 'nltv-ft', '--work-dir', str(tmp_path / 'wbc')]
+    out = run([tool, *wbc])
+    assert '[1/2] unet/seed0' in out and '[2/2] nltv-ft/seed0' in out
+    assert 'Loads checkpoint by local backend from path: ' + str(tmp_path / 'wbc' / 'unet')  \
+        in (tmp_path / 'wbc' / 'nltv-ft' / 'seed0' / 'run.log').read_text()
+    paper = ['camvid', '--scale', 'paper', '--no-pretrained', '--data-root',
+             str(converted['root'] / 'camvid'), '--seeds', '0', '--iters', '2',
+             '--test-images', '1', '--rows', 'fcn', '--work-dir', str(tmp_path / 'paper')]
+    out = run([tool, *paper])
+    assert '[1/1] fcn/seed0' in out
+    result = json.loads((tmp_path / 'paper' / 'fcn' / 'seed0' / 'result.json').read_text())
+    assert result['iters'] == 2 and result['params'] > 40e6  # R-50-D8 with its FCN head
