@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHON TORCH_SPEC
 
-.PHONY: install lint test test-fast demo data clean help
+.PHONY: install lint test test-fast demo data camvid-table wbc-table clean help
 
 help:
 	@echo "make install   create .venv and install torch, mmcv (with ops), mmengine, mmseg, nlseg"
@@ -15,6 +15,10 @@ help:
 	@echo "make demo      install if needed, make the demo data, train every demo head over"
 	@echo "               3 seeds (under 10 minutes on 2 cores); QUICK=1 a pipeline check,"
 	@echo "               FULL=1 the longer schedule, ARGS='...' more tools/run_demo.py options"
+	@echo "make camvid-table  every head and its mmseg anchors on real CamVid, 2 seeds (CPU"
+	@echo "               scale, about 100 minutes on 2 cores; data/camvid, docs/datasets.md);"
+	@echo "               ARGS='--scale paper' the R-50-D8 configs on a GPU machine"
+	@echo "make wbc-table the NLTV paper's WBC Table 1 at CPU scale, 2 seeds (data/wbc)"
 
 install:
 	@bash scripts/install.sh
@@ -30,6 +34,12 @@ test-fast: install
 
 demo: install
 	$(PY) tools/run_demo.py $(if $(QUICK),--quick,) $(if $(FULL),--full,) $(ARGS)
+
+camvid-table: install
+	$(PY) tools/analysis/real_data_table.py camvid $(ARGS)
+
+wbc-table: install
+	$(PY) tools/analysis/real_data_table.py wbc $(ARGS)
 
 data: install
 	$(PY) tools/make_demo_data.py

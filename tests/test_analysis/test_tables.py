@@ -163,3 +163,12 @@ def test_wbc_shortened_fine_tune_keeps_one_scheduler():
     assert len(cfg.param_scheduler) == 1 and cfg.param_scheduler[0].end == 4
     with pytest.raises(ValueError, match='rows must be'):
         wbc_table.runs(ROOT, 'd', [0], rows=['nltv'])
+
+
+def test_real_data_configs_are_the_tables():
+    """configs/real_data holds the tables' recipes and nothing else (they are neither matrix
+    nor paper-recipe configs)."""
+    import glob
+    found = {osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'configs', 'real_data',
+                                                             '*.py'))}
+    assert found == {camvid_table.CPU_CONFIG, wbc_table.CONFIG}
