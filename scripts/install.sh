@@ -72,6 +72,8 @@ step "install mmengine and mmsegmentation"
 $PIP install "mmengine>=0.10,<1.0" "mmsegmentation>=1.2,<1.3" || fail
 
 step "install nlseg in editable mode with its test and deploy extras"
+# tests = pytest, hypothesis, ruff, and openmim with opendatalab<0.0.10 (`mim search/train/test
+#   nlseg` on the wheel; the newer opendatalab requires openxlab, which pins setuptools~=60.2.0)
 # deploy = onnx, onnxruntime, onnxscript (none of them requires torch, so torch stays as is)
 $PIP install --no-build-isolation -e ".[tests,deploy]" || fail
 # torch's metadata asks for setuptools>=77, which pip honours while resolving nlseg's deps;
