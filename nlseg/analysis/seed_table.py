@@ -243,6 +243,11 @@ def run_table(runs: Sequence[Run], work_dir: str, jobs: int = 1,
         while ready and len(active) < jobs:
             r = ready.pop(0)
             todo.remove(r)
+            if read_result(work_dir, r) is not None:  # another process of the table ran it
+                done.add(r.name)
+                finished += 1
+                log(f'[{finished}/{len(runs)}] {r.name}: done by another process')
+                continue
             active[r.name] = (*_launch(r, work_dir, threads), r)
         if not active:
             if todo:

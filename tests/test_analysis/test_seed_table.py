@@ -1,6 +1,7 @@
 """nlseg.analysis.seed_table / table_report: runs, their checks, spreads, readings, reports."""
 import json
 import math
+import os
 import os.path as osp
 
 import pytest
@@ -140,3 +141,37 @@ def test_run_table_trains_tests_resumes_and_reports_failures(tmp_path):
     with pytest.raises(RuntimeError, match='1 run'):
         run_table(runs, work, jobs=1, threads=1, log=lines.append)
     assert lines[0].startswith('4 runs: 3 done before, 1 to run')
+
+
+def test_run_table_skips_a_run_another_process_finished(tmp_path, monkeypatch):
+    """Two processes may share a work dir (disjoint rows, or after a restart): a run that
+    gained its result while the table ran is not launched again."""
+    import nlseg.analysis.seed_table as seed_table
+    work = str(tmp_path)
+    runs = [Run('a', 0, 'c.py'), Run('b', 0, 'c.py')]
+    launched = []
+
+    class Done:
+        returncode = 0
+
+        def poll(self):
+            return 0
+
+    def write_result(run, path):
+        folder = seed_table.run_dir(work, run)
+        os.makedirs(folder, exist_ok=True)
+        with open(osp.join(folder, 'result.json'), 'w') as f:
+            json.dump(_result(run.row, run.seed, 1.0), f)
+
+    def fake_launch(run, work_dir, threads):
+        launched.append(run.name)
+        write_result(run, work_dir)
+        write_result(runs[1], work_dir)  # meanwhile, another process finished 'b'
+        return Done(), 0.0, open(os.devnull, 'w')
+
+    monkeypatch.setattr(seed_table, '_launch', fake_launch)
+    lines = []
+    results = run_table(runs, work, jobs=1, log=lines.append)
+    assert launched == ['a/seed0']
+    assert '[2/2] b/seed0: done by another process' in lines
+    assert [r['row'] for r in results] == ['a', 'b']
