@@ -47,7 +47,8 @@ def summary_markdown(table: dict, rows: Sequence[RowInfo]) -> str:
         for other in info.compare_to:
             if other in table and miou and 'mIoU' in table[other]['metrics']:
                 label = next((r.label for r in rows if r.name == other), other)
-                readings.append(f'{compare(miou, table[other]["metrics"]["mIoU"])} than '
+                verdict = compare(miou, table[other]['metrics']['mIoU'])
+                readings.append(f'{verdict} {"of" if verdict == "within spread" else "than"} '
                                 f'{label}')
         cells = [info.label, info.source, ' '.join(map(str, t['seeds'])),
                  _fmt(miou['mean']) if miou else 'n/a',
@@ -100,7 +101,12 @@ def write_chart(table: dict, rows: Sequence[RowInfo], path: str, title: str,
         ax.axvline(table[baseline]['metrics']['mIoU']['mean'], ls='--', color='grey', lw=1)
     ax.set_yticks(range(len(shown)), [r.label for r in shown])
     ax.invert_yaxis()
-    ax.set_xlabel('mIoU (%): seed mean, min-max, seeds; blue nlseg, orange mmseg')
+    ax.set_xlabel('mIoU (%): bar seed mean, whisker min-max, dots seeds')
+    if any(r.source == 'mmseg' for r in shown):
+        from matplotlib.patches import Patch
+        ax.legend(handles=[Patch(color='#3a78b5', label='nlseg'),
+                           Patch(color='#d98c3a', label='mmseg')], loc='lower right',
+                  fontsize=8)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
