@@ -44,7 +44,8 @@ PREAMBLE = (
     'mIoU over the seeds: mean, min-max, sample std; the other metrics are seed means. '
     '"isolated / image": connected regions under 64 pixels per test image; RE: predicted '
     'over ground-truth regions (1 is ideal). s/iter: median training iteration, data '
-    'loading included; test s: the whole test split; peak MB: peak RSS of the run process. '
+    'loading included; test s: the whole test split; peak MB: peak RSS of the run process '
+    'up to the end of training. '
     'Reading: better / worse when every seed of the row is above / below every seed of the '
     'other row, within spread otherwise.')
 #: the evaluators of every row (the CPU config's, set on the paper configs too)
