@@ -30,12 +30,19 @@ def grid_graph(batch: int, height: int, width: int, device: Optional[torch.devic
     """The 4-neighbour grid graph with unit weights, (index, weight) each (B, H W, 4).
 
     Args:
-        batch, height, width: B >= 1 and the map's H, W >= 1.
+        batch, height, width: B >= 1 and the map's H, W >= 1 (ints, or 0-dim integer
+            tensors as tracing gives sizes).
         device, dtype: of the result (``weight``'s dtype; ``index`` is long).
     """
+    sizes = []
     for name, value in (('batch', batch), ('height', height), ('width', width)):
+        if isinstance(value, torch.Tensor) and value.dim() == 0 and \
+                not value.is_floating_point() and value.dtype != torch.bool:
+            value = int(value)  # a traced size (FLOP counters trace shapes as tensors)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f'{name} must be an int >= 1, got {value!r}')
+        sizes.append(value)
+    batch, height, width = sizes
     n = height * width
     i = torch.arange(n, device=device)
     y, x = i // width, i % width

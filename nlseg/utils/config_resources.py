@@ -21,10 +21,11 @@ The "## Our results" table, which :mod:`nlseg.utils.model_index` parses, is not 
 
 NLTV: the eval-mode solver stops at a data-dependent duality gap (up to 1500 PDHG steps);
 its iterations are element-wise, gather and scatter ops, which the counter counts zero, so
-the count does not depend on the number of iterations: the NLTV configs are traced with
-``test_iters=1, tol=None`` (:data:`NLTV_OPTIONS`). Under tracing ``knn_graph`` takes its
-element-wise dense search, which counts zero too: NLTV's figures are its base network's
-(see :data:`NLTV_FOOTNOTE`).
+the count does not depend on the number of iterations, and the kNN graph's distances and
+top-k count zero too. So an NLTV config is counted as its base network (the decode head
+replaced by its ``base_head``; :data:`NLTV_OPTIONS` still sets one solver iteration): the
+same figures as tracing the whole head, where that can be traced (the R-50 configs), and
+no dense N^2 graph search traced at full resolution (see :data:`NLTV_FOOTNOTE`).
 """
 from __future__ import annotations
 
@@ -59,12 +60,11 @@ FOOTNOTE = (
     'zoo reports); element-wise ops (softmax, normalisation of the affinity, NMF/VQ updates) '
     'count zero in both.')
 NLTV_FOOTNOTE = (
-    ' NLTV: traced with one solver iteration (`test_iters=1, tol=None`; the eval iteration '
-    'count is data-dependent, up to 1500): the solver\'s iterations are element-wise, gather '
-    'and scatter ops, which count zero (1 and 3 iterations give the same count), and so '
-    'are the kNN graph\'s distances and top-k (the traced graph takes `knn_graph`\'s '
-    'element-wise dense search): NLTV\'s figures are those of its base network (backbone '
-    'and FCN head), with the solver and the graph uncounted.')
+    ' NLTV: counted as its base network (backbone and FCN head): the solver\'s iterations '
+    '(element-wise, gather and scatter ops) and the kNN graph\'s distances and top-k count '
+    'zero and hold no parameters (traced with one and with three solver iterations, the '
+    'R-50 configs gave the base network\'s count); the UNet configs\' image graph at full '
+    'resolution cannot be traced (the traced search is the dense one, N^2 distances).')
 
 
 def method_collections(folders: Optional[list[str]] = None) -> list[Collection]:
@@ -99,10 +99,23 @@ def crop_of(cfg, stem: str) -> tuple[int, int]:
     return int(crop[0]), int(crop[1])
 
 
+def padded_crop(cfg, crop: tuple[int, int]) -> tuple[int, int]:
+    """``crop`` padded up to a multiple of the data preprocessor's test-time
+    ``size_divisor`` (as the preprocessor pads a test image; the UNet s5-d16 configs need
+    sides divisible by 16), unchanged without one."""
+    pre = cfg.model.get('data_preprocessor') or {}
+    divisor = (pre.get('test_cfg') or {}).get('size_divisor') or pre.get('size_divisor')
+    if not divisor:
+        return crop
+    return tuple(-(-int(c) // int(divisor)) * int(divisor) for c in crop)
+
+
 def fingerprint(cfg, crop: tuple[int, int], options: dict) -> str:
     """sha1 of the resolved ``model`` dict, the crop and the counting options."""
-    text = json.dumps(dict(model=cfg.model.to_dict(), crop=list(crop), options=options),
-                      sort_keys=True, default=str)
+    payload = dict(model=cfg.model.to_dict(), crop=list(crop), options=options)
+    if options:  # NLTV: counted as its base network (see config_resources)
+        payload['counted'] = 'nltv base network'
+    text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -122,7 +135,13 @@ def config_resources(root: str, rel: str) -> dict:
     model = build_eval_segmentor(cfg, cfg_options=options or None)
     if getattr(model, 'with_auxiliary_head', False):
         model.auxiliary_head = None
-    inputs = torch.randn(1, 3, *crop, generator=torch.Generator().manual_seed(0))
+    if type(model.decode_head).__name__ == 'NLTVHead':
+        # the graph and the PDHG count zero (element-wise, gather, top-k) and hold no
+        # parameters: count the base network, without tracing the graph search (its traced
+        # path is the dense one-shot search, N^2 distances: 125 GB at 360 x 480)
+        model.decode_head = model.decode_head.base_head
+    inputs = torch.randn(1, 3, *padded_crop(cfg, crop),
+                         generator=torch.Generator().manual_seed(0))
     info = complexity_info(model, inputs)
     return dict(params=info['params'], flops=info['flops'],
                 flops_mmengine=info['flops_mmengine'], crop=list(crop), options=options,

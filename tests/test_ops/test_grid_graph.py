@@ -38,3 +38,13 @@ def test_bad_sizes(bad):
     args.update(bad)
     with pytest.raises(ValueError, match=next(iter(bad))):
         grid_graph(**args)
+
+
+def test_grid_graph_takes_traced_sizes():
+    """FLOP counters trace shapes as 0-dim integer tensors: same graph as from ints."""
+    ref = grid_graph(2, 3, 4)
+    got = grid_graph(torch.tensor(2), torch.tensor(3), torch.tensor(4))
+    assert all(torch.equal(a, b) for a, b in zip(ref, got))
+    for bad in (torch.tensor(2.0), torch.tensor([2]), torch.tensor(0)):
+        with pytest.raises(ValueError, match='batch must be an int >= 1'):
+            grid_graph(bad, 3, 4)

@@ -38,7 +38,9 @@ def test_few_configs_agree_with_their_readme_row(rel):
     assert row['Params (M)'] == f"{got['params'] / 1e6:.2f}"
     assert row['FLOPs (G)'] == f"{got['flops'] / 1e9:.1f}"
     assert row['FLOPs, mmengine (G)'] == f"{got['flops_mmengine'] / 1e9:.1f}"
-    assert 40e6 < got['params'] < 60e6  # a ResNetV1c-50 (23.5M) and a 2048-channel head
+    # a ResNetV1c-50 (23.5M) and a head over its 2048 channels (Hamburger: 36M in all; the
+    # NL family and NLTV's FCN: 47M)
+    assert 30e6 < got['params'] < 60e6
     if folder == 'nl':  # the fused attention's products, which mmengine counts zero
         assert got['flops'] > got['flops_mmengine']
     if folder == 'nltv':
