@@ -64,7 +64,9 @@ NLTV_FOOTNOTE = (
     '(element-wise, gather and scatter ops) and the kNN graph\'s distances and top-k count '
     'zero and hold no parameters (traced with one and with three solver iterations, the '
     'R-50 configs gave the base network\'s count); the UNet configs\' image graph at full '
-    'resolution cannot be traced (the traced search is the dense one, N^2 distances).')
+    'resolution cannot be traced (the traced search is the dense one, N^2 distances). The '
+    'UNet configs\' crops are padded to a multiple of 16, as their data preprocessor pads '
+    'a test image.')
 
 
 def method_collections(folders: Optional[list[str]] = None) -> list[Collection]:
