@@ -129,7 +129,9 @@ def nltv_over(base_head: dict, backbone: dict, mean, std) -> tuple[dict, dict]:
     return head, dict(_delete_=True, type='WithImageLevel', backbone=copy.deepcopy(backbone))
 
 
-def _data_options(data_root: str, test_images: Optional[int] = None) -> dict:
+def data_options(data_root: str, test_images: Optional[int] = None) -> dict:
+    """Options of every run of a real-data table: the data root of the train and test
+    loaders and :data:`TEST_EVALUATOR`; ``test_images`` keeps the first test images only."""
     options = {'train_dataloader.dataset.data_root': data_root,
                'test_dataloader.dataset.data_root': data_root,
                'test_evaluator': copy.deepcopy(TEST_EVALUATOR)}
@@ -148,7 +150,7 @@ def cpu_runs(root: str, data_root: str, seeds: Sequence[int],
     base_path = osp.join(root, CPU_CONFIG)
     base = _load(base_path)
     base_head = base.model.decode_head.to_dict()
-    common = _data_options(data_root, test_images)
+    common = data_options(data_root, test_images)
     if iters is not None:
         common.update(schedule_options(iters))
     runs = []
@@ -182,7 +184,7 @@ def paper_runs(root: str, data_root: str, seeds: Sequence[int], depth: int = 50,
     if depth not in (50, 101):
         raise ValueError(f'depth must be 50 or 101, got {depth!r}')
     rows = check_rows(rows, ROW_NAMES)
-    common = _data_options(data_root, test_images)
+    common = data_options(data_root, test_images)
     common.update({'val_dataloader': None, 'val_cfg': None, 'val_evaluator': None})
     if iters is not None:
         common.update(schedule_options(iters))

@@ -19,7 +19,7 @@ import copy
 import os.path as osp
 from typing import Optional, Sequence
 
-from .camvid_table import NLTV_IMAGE_GRAPH, TEST_EVALUATOR
+from .camvid_table import NLTV_IMAGE_GRAPH, data_options
 from .seed_table import CHECKPOINT_OF, Run, check_rows, schedule_options
 from .table_report import RowInfo
 
@@ -103,11 +103,7 @@ def runs(root: str, data_root: str, seeds: Sequence[int], rows: Optional[Sequenc
         rows = ['unet'] + rows
     path = osp.join(root, CONFIG)
     cfg = Config.fromfile(path)
-    common = {'train_dataloader.dataset.data_root': data_root,
-              'test_dataloader.dataset.data_root': data_root,
-              'test_evaluator': copy.deepcopy(TEST_EVALUATOR)}
-    if test_images is not None:
-        common['test_dataloader.dataset.indices'] = test_images
+    common = data_options(data_root, test_images)
     out = []
     for row in ROW_NAMES:
         if row not in rows:
