@@ -68,3 +68,65 @@ def test_multi_level_input_is_resized_and_concatenated():
 def test_bad_ham_type():
     with pytest.raises(ValueError, match='NMF'):
         MODELS.build(head_cfg(ham_type='PCA'))
+
+
+# ============================================ kernel_size=1: mmseg's LightHamHead, trained
+def lightham_pair(levels):
+    """mmseg's LightHamHead and the HamburgerHead of its form (1x1 squeeze/align, trailing
+    ReLU, BPTT through the NMF steps) with the same weights, in float64."""
+    from mmseg.models.decode_heads import LightHamHead
+
+    args = dict(ham_channels=16, channels=6, num_classes=3, dropout_ratio=0.0,
+                norm_cfg=dict(type='BN'), **levels)
+    torch.manual_seed(0)
+    light = LightHamHead(ham_kwargs=dict(MD_R=4), **args).double()
+    ours = MODELS.build(dict(type='HamburgerHead', kernel_size=1, trailing_relu=True,
+                             ham_kwargs=dict(MD_R=4, grad='bptt'), **args)).double()
+    renames = {'hamburger.ham_in.': 'hamburger.lower_bread.',
+               'hamburger.ham_out.': 'hamburger.upper_bread.'}
+    state = {}
+    for key, value in light.state_dict().items():
+        for old, new in renames.items():
+            key = key.replace(old, new)
+        state[key] = value
+    ours.load_state_dict(state, strict=True)
+    return light, ours
+
+
+@pytest.mark.parametrize('levels', [dict(in_channels=[8], in_index=[0]),
+                                    dict(in_channels=[8, 5], in_index=[0, 1])])
+def test_kernel_size_1_trains_as_mmseg_lightham(levels, monkeypatch):
+    """Same outputs, input gradients and parameter gradients as LightHamHead in training
+    (fresh random bases per forward, the same draw given to both)."""
+    from mmseg.models.decode_heads.ham_head import NMF2D
+
+    light, ours = lightham_pair(levels)
+    assert ours.squeeze.conv.kernel_size == (1, 1) and ours.align.conv.kernel_size == (1, 1)
+    assert ours.squeeze.conv.padding == (0, 0)
+    assert sorted(ours.state_dict()) == sorted(
+        k.replace('ham_in', 'lower_bread').replace('ham_out', 'upper_bread')
+        for k in light.state_dict())
+
+    def draw(self, B, S, D, R, device=None):  # nlseg's training draw: torch.rand, normalised
+        return torch.nn.functional.normalize(torch.rand((B * S, D, R)), dim=1).double()
+    monkeypatch.setattr(NMF2D, '_build_bases', draw)
+    g = torch.Generator().manual_seed(1)
+    inputs = [torch.rand(2, c, 6 - i, 6 - i, generator=g, dtype=torch.float64)
+              .requires_grad_() for i, c in enumerate(levels['in_channels'])]
+    outs, grads = [], []
+    for head in (light, ours):
+        head.train()
+        torch.manual_seed(7)
+        out = head(inputs)
+        outs.append(out)
+        grads.append(torch.autograd.grad(out.square().sum(), [*inputs, *head.parameters()]))
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-9, atol=1e-11)
+    for mine, theirs in zip(grads[1], grads[0]):
+        torch.testing.assert_close(mine, theirs, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize('kernel_size, error', [(2, ValueError), (0, ValueError),
+                                                (1.0, TypeError)])
+def test_bad_kernel_size_names_the_argument(kernel_size, error):
+    with pytest.raises(error, match='kernel_size'):
+        MODELS.build(head_cfg(in_channels=8, in_index=0, kernel_size=kernel_size))

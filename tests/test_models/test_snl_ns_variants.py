@@ -345,9 +345,11 @@ def test_heads_expose_stage_num_and_output_relu(cls):
 SYMMETRIC_MODES = ['symmetric_embedded_gaussian', 'symmetric_relu_dot']
 
 
-def ns(mode, impl='auto', num_units=3, norm_cfg=BN, seed=0, use_scale=True):
+def ns(mode, impl='auto', num_units=3, norm_cfg=BN, seed=0, use_scale=True,
+       output_relu=False):
     stage = NonLocalStage(C, norm_cfg=norm_cfg, impl=impl, mode=mode, num_units=num_units,
-                          use_scale=use_scale)
+                          use_scale=use_scale, output_relu=output_relu,
+                          zero_init_output=not output_relu)
     return randomize(stage, seed).double().eval()
 
 
@@ -372,7 +374,8 @@ def eq8_stage(stage, x):
         diff = g.unsqueeze(1) - g.unsqueeze(2)  # [b, i, j] = g_j - g_i
         lap = (w.unsqueeze(-1) * diff).sum(2)
         lap = torch.where(c > 0, lap / torch.where(c > 0, c, 1), torch.zeros_like(lap))
-        z = z + unit.conv_out(unflat(lap, z))
+        out = unit.conv_out(unflat(lap, z))
+        z = z + (out.relu() if stage.output_relu else out)
     return z
 
 
@@ -393,6 +396,35 @@ def test_ns_symmetric_kernel_equals_eq8(impl, mode, use_scale):
     out = stage(x)
     assert not torch.allclose(out, x)
     torch.testing.assert_close(out, eq8_stage(stage, x), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize('impl', ['dense', 'efficient'])
+@pytest.mark.parametrize('train', [False, True])
+def test_ns_output_relu_is_the_public_codes_unit(impl, train):
+    """output_relu: Z <- Z + relu(norm(W (A - I) g)) per unit, the ReLU of SNL_ICCV2021's
+    ns.py, against eq. 8 written out, in values and gradients; it changes the output."""
+    stage = ns('symmetric_relu_dot', impl, output_relu=True).train(train)
+    x = x_input(scale=0.5)
+    reference = ns('symmetric_relu_dot', impl, output_relu=True).train(train)
+    out = stage(x)
+    torch.testing.assert_close(out, eq8_stage(reference, x), rtol=1e-10, atol=1e-12)
+    plain = ns('symmetric_relu_dot', impl).train(train)
+    assert not torch.allclose(out, plain(x))
+    grad = torch.autograd.grad(stage(x).square().sum(), x)[0]
+    ref = torch.autograd.grad(eq8_stage(reference, x).square().sum(), x)[0]
+    torch.testing.assert_close(grad, ref, rtol=1e-9, atol=1e-11)
+
+
+def test_ns_output_relu_refuses_the_shut_gate_and_reaches_the_head():
+    with pytest.raises(ValueError, match=r'output_relu=True needs zero_init_output=False'):
+        NonLocalStage(C, output_relu=True)
+    with pytest.raises(TypeError, match='output_relu'):
+        NonLocalStage(C, output_relu=1, zero_init_output=False)
+    head = NSHead(in_channels=6, channels=C, num_classes=3, norm_cfg=BN, output_relu=True,
+                  zero_init_output=False, mode='symmetric_relu_dot')
+    assert head.ns_stage.output_relu and not NSHead(
+        in_channels=6, channels=C, num_classes=3).ns_stage.output_relu
+    assert head([torch.randn(2, 6, 5, 4)]).shape == (2, 3, 5, 4)
 
 
 @pytest.mark.parametrize('impl', ['dense', 'efficient'])

@@ -22,7 +22,10 @@ Here W^n is ``conv_out_n`` (a 1x1 conv C' -> C) after the unit's value embedding
 C -> C', as W_g of the NL block), and ``conv_out_n`` carries ``norm_cfg`` (BN/SyncBN in the
 configs), zero-initialised so that the stage starts as the identity, as the NL block does
 (Wang et al.). The paper has no norm; with ``norm_cfg=None`` conv_out_n is the plain W^n
-(with bias). No ReLU after the norm (the paper has none; the only public code adds one).
+(with bias). No ReLU after the norm by default (the paper has none); ``output_relu=True``
+adds the one of the only public code (SNL_ICCV2021's ``nls/ns.py``):
+Z^{n+1} = Z^n + relu(conv_out_n(L g_n(Z^n))), which needs the opened gate
+(``zero_init_output=False``: the ReLU's gradient at a zero output is 0).
 
 Paths. softmax kernels: the efficient path computes (A - I) g = attention(q, k, g) - g with
 fused attention (theta, phi evaluated once per forward; the fused kernel recomputes the
@@ -45,7 +48,7 @@ from nlseg.ops.affinity import apply_affinity, softmax_affinity
 from nlseg.ops.attention import softmax_attention
 from nlseg.ops.symmetric_kernel import apply_diffusion, symmetric_kernel_affinity, \
     symmetric_kernel_diffusion
-from nlseg.validation import check_choice, check_int
+from nlseg.validation import check_bool, check_choice, check_int
 from .non_local_base import NL_MODES, NonLocalBase, Queries, query_index
 from .output_projection import project_out
 from .tokens import to_tokens
@@ -81,12 +84,15 @@ class NonLocalStage(NonLocalBase):
         mode: the kernel, one of :data:`NS_MODES` (see the module docstring).
         zero_init_output: as :class:`NonLocalBlock` (every unit's output norm).
         init_std: std of the normal init of g/theta/phi (default 0.01, mmcv's).
+        output_relu: ReLU after each unit's output norm, as the public code (module
+            docstring); needs ``zero_init_output=False`` (ValueError otherwise).
     """
 
     def __init__(self, in_channels: int, reduction: int = 2, conv_cfg: Optional[dict] = None,
                  norm_cfg: Optional[dict] = None, impl: str = 'auto', num_units: int = 2,
                  use_scale: bool = True, mode: str = 'embedded_gaussian',
-                 zero_init_output: bool = True, init_std: float = 0.01) -> None:
+                 zero_init_output: bool = True, init_std: float = 0.01,
+                 output_relu: bool = False) -> None:
         if mode in NL_MODES and mode not in NS_MODES:
             raise ValueError(f'NonLocalStage does not support mode={mode!r}: the diffusion '
                              'form Z + W (A - I) g needs a row-normalised affinity (rows '
@@ -94,11 +100,18 @@ class NonLocalStage(NonLocalBase):
                              f'accepted modes: {NS_MODES}')
         check_choice('mode', mode, NS_MODES)
         check_int('num_units', num_units)
+        check_bool('output_relu', output_relu)
+        if output_relu and zero_init_output:
+            raise ValueError(
+                'output_relu=True needs zero_init_output=False: the ReLU after a '
+                'zero-initialised norm has gradient 0, so the stage would stay the identity '
+                'forever')
         super().__init__(in_channels, reduction=reduction, conv_cfg=conv_cfg,
                          norm_cfg=norm_cfg, impl=impl, zero_init_output=zero_init_output,
                          use_scale=use_scale, init_std=init_std)
         self.num_units = num_units
         self.mode = mode
+        self.output_relu = output_relu
         #: kernel of :mod:`nlseg.ops.impl_choice` deciding impl='auto'
         self.kernel = 'relu_dot' if mode == 'symmetric_relu_dot' else 'ns_stage'
         c, ci = in_channels, self.inter_channels
@@ -176,5 +189,6 @@ class NonLocalStage(NonLocalBase):
                 lg = softmax_attention(query, key, g, self.scale) - g
             else:
                 lg = apply_affinity(affinity, g) - g  # softmax rows sum to 1
-            z = z + project_out(unit.conv_out, lg, z)
+            out = project_out(unit.conv_out, lg, z)
+            z = z + (out.relu() if self.output_relu else out)
         return z

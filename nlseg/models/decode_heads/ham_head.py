@@ -1,8 +1,14 @@
 """HamburgerHead: HamNet's decode head (Geng et al., ICLR 2021, appendix E.3).
 
-3x3 squeeze ConvModule (C_in -> ham_channels) -> Hamburger -> 3x3 align ConvModule
-(ham_channels -> channels) -> dropout -> 1x1 classifier. With a list ``in_index`` the selected
-levels are resized to the first one and concatenated, as mmseg's ``LightHamHead`` does.
+kxk squeeze ConvModule (C_in -> ham_channels) -> Hamburger -> kxk align ConvModule
+(ham_channels -> channels) -> dropout -> 1x1 classifier, k = ``kernel_size``: 3 in HamNet's
+head (the paper's recipe, the default), 1 in mmseg's ``LightHamHead`` (SegNeXt). With a list
+``in_index`` the selected levels are resized to the first one and concatenated, as
+``LightHamHead`` does.
+
+``HamburgerHead(kernel_size=1, trailing_relu=True, ham_kwargs=dict(..., grad='bptt'))`` is
+``LightHamHead``'s forward and gradient (tested against it in float64); on the demo's key task
+that form reads the long-range key where HamNet's form does not (docs/demo_diagnosis.md).
 """
 from __future__ import annotations
 
@@ -41,6 +47,8 @@ class HamburgerHead(BaseDecodeHead):
             ``'dense'`` always forms the reconstruction.
         lower_bread, upper_bread: keep the Hamburger's breads (False: the ablations of the
             paper's Table 2; the head's squeeze and align convs stay).
+        kernel_size: odd kernel size of the squeeze and align convs (padding
+            ``kernel_size // 2``): 3 is HamNet's head, 1 is ``LightHamHead``'s.
         **kwargs: ``BaseDecodeHead`` arguments (``in_channels``, ``channels``,
             ``num_classes``, ``in_index``, ``norm_cfg``...). A list ``in_index`` selects
             several levels (``input_transform`` defaults to ``'multiple_select'``) that are
@@ -50,8 +58,13 @@ class HamburgerHead(BaseDecodeHead):
     def __init__(self, ham_channels: int = 512, ham_type: str = 'NMF',
                  ham_kwargs: Optional[dict] = None, trailing_relu: bool = False,
                  low_rank_upper: Optional[bool] = None, impl: str = 'auto',
-                 lower_bread: bool = True, upper_bread: bool = True, **kwargs) -> None:
+                 lower_bread: bool = True, upper_bread: bool = True, kernel_size: int = 3,
+                 **kwargs) -> None:
         check_int('ham_channels', ham_channels)
+        check_int('kernel_size', kernel_size)
+        if kernel_size % 2 == 0:
+            raise ValueError(f'kernel_size must be odd (the squeeze and align convs keep the '
+                             f'map size with padding kernel_size // 2), got {kernel_size}')
         check_choice('ham_type', ham_type, tuple(HAMS))
         check_optional_dict('ham_kwargs', ham_kwargs)
         check_bool('trailing_relu', trailing_relu)
@@ -66,15 +79,18 @@ class HamburgerHead(BaseDecodeHead):
         in_channels = (sum(self.in_channels) if isinstance(self.in_channels, (list, tuple))
                        else self.in_channels)
         self.ham_channels = ham_channels
+        self.kernel_size = kernel_size
         self.squeeze = ConvModule(
-            in_channels, ham_channels, 3, padding=1, conv_cfg=self.conv_cfg,
+            in_channels, ham_channels, kernel_size, padding=kernel_size // 2,
+            conv_cfg=self.conv_cfg,
             norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
         self.hamburger = Hamburger(
             ham_channels, ham_channels, ham_type=ham_type, ham_kwargs=ham_kwargs,
             norm_cfg=self.norm_cfg, conv_cfg=self.conv_cfg, trailing_relu=trailing_relu,
             impl=impl, lower_bread=lower_bread, upper_bread=upper_bread)
         self.align = ConvModule(
-            ham_channels, self.channels, 3, padding=1, conv_cfg=self.conv_cfg,
+            ham_channels, self.channels, kernel_size, padding=kernel_size // 2,
+            conv_cfg=self.conv_cfg,
             norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
 
     def _forward_feature(self, inputs: list[Tensor]) -> Tensor:

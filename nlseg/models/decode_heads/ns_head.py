@@ -14,9 +14,10 @@ class NSHead(ContextFCNHead):
     """NS head: ``ns_stage`` (:class:`NonLocalStage`) between convs[0] and convs[1].
 
     Args:
-        reduction, use_scale, mode, num_units, impl: of :class:`NonLocalStage` (``mode``:
-            'embedded_gaussian', 'gaussian', or the symmetric shared-embedding kernels
-            'symmetric_embedded_gaussian', 'symmetric_relu_dot' of Tao et al. eq. 12-13).
+        reduction, use_scale, mode, num_units, impl, output_relu: of :class:`NonLocalStage`
+            (``mode``: 'embedded_gaussian', 'gaussian', or the symmetric shared-embedding
+            kernels 'symmetric_embedded_gaussian', 'symmetric_relu_dot' of Tao et al.
+            eq. 12-13; ``output_relu``: the public code's ReLU after each unit's norm).
         **kwargs: of ``FCNHead``/``BaseDecodeHead`` (num_convs is fixed to 2).
     """
 
@@ -24,7 +25,7 @@ class NSHead(ContextFCNHead):
 
     def __init__(self, reduction: int = 2, use_scale: bool = True,
                  mode: str = 'embedded_gaussian', num_units: int = 2, impl: str = 'auto',
-                 **kwargs) -> None:
+                 output_relu: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.reduction = reduction
         self.use_scale = use_scale
@@ -32,4 +33,5 @@ class NSHead(ContextFCNHead):
         self.ns_stage = NonLocalStage(
             in_channels=self.channels, reduction=reduction, conv_cfg=self.conv_cfg,
             norm_cfg=self.norm_cfg, impl=impl, num_units=num_units, use_scale=use_scale,
-            mode=mode, zero_init_output=self.zero_init_output, init_std=self.init_std)
+            mode=mode, zero_init_output=self.zero_init_output, init_std=self.init_std,
+            output_relu=output_relu)
