@@ -67,6 +67,12 @@ TASKS = {
     'regions': dict(baseline='fcn-regions', title='Regions'),
 }
 BASELINE_SLUGS = tuple(t['baseline'] for t in TASKS.values())
+#: per nlseg head, the row it is read against: the implementation a user would otherwise
+#: pick (mmseg 1.2.2's own NLHead and LightHamHead, at the same width, rank and steps) or,
+#: for SNL / gSNL / NS, the authors' published forward (``<slug>-authors`` configs)
+ANCHORS = {'nl': 'mmseg-nl', 'arnl': 'mmseg-nl', 'ham-nmf': 'mmseg-lightham',
+           'ham-vq': 'mmseg-lightham', 'ham-cd': 'mmseg-lightham', 'snl': 'snl-authors',
+           'gsnl': 'gsnl-authors', 'ns': 'ns-authors'}
 #: demo configs left out of the default run (still run when named with --configs):
 #: NLTV over the key-task FCN is kept for the reliability tests, but the key task is not
 #: NLTV's claim (it links discs to discs, not to the key); the regions task shows it
@@ -343,7 +349,10 @@ def aggregate(rows: Sequence[dict], config_order: Optional[Sequence[str]] = None
     """Per task, one entry per config over its finished seeds: mIoU mean, min, max, std and
     per-seed values, per-class IoU means, isolated regions and RE means (when measured),
     params, s/iter and train seconds means, delta vs the task baseline's mean and whether
-    the claim holds (None without a baseline row). Rows are sorted by config (in
+    the claim holds (None without a baseline row), and for a head with an anchor row
+    (:data:`ANCHORS`) in the run: ``anchor``, ``anchor_delta`` (difference of the seed means)
+    and ``anchor_reading`` ('better' / 'worse' when every seed is beyond every seed of the
+    anchor, else 'within spread'). Rows are sorted by config (in
     ``config_order``, else baseline first then by slug) and by seed, so the result does not
     depend on the order the runs finished in."""
     order = list(config_order or [])
@@ -381,7 +390,23 @@ def aggregate(rows: Sequence[dict], config_order: Optional[Sequence[str]] = None
             entry['delta'] = entry['miou_mean'] - base['miou_mean'] if base else None
             entry['meets_claim'] = (None if base is None or entry is base
                                     else meets_claim(task, entry, base))
+        by_slug = {e['slug']: e for e in entries}
+        for entry in entries:
+            anchor = by_slug.get(ANCHORS.get(entry['slug']))
+            entry['anchor'] = anchor['slug'] if anchor else None
+            entry['anchor_delta'] = entry['miou_mean'] - anchor['miou_mean'] if anchor else None
+            entry['anchor_reading'] = anchor_reading(entry, anchor) if anchor else None
     return tasks
+
+
+def anchor_reading(entry: dict, anchor: dict) -> str:
+    """'better' or 'worse' when every seed of ``entry`` is beyond every seed of ``anchor``
+    (mIoU), else 'within spread'."""
+    if entry['miou_min'] > anchor['miou_max']:
+        return 'better'
+    if entry['miou_max'] < anchor['miou_min']:
+        return 'worse'
+    return 'within spread'
 
 
 def meets_claim(task: str, entry: dict, baseline: dict) -> Optional[bool]:
@@ -406,6 +431,11 @@ CLAIM_RULES = {
 }
 
 
+ANCHOR_RULE = ('vs anchor = the head\'s seed mean minus that of its anchor row (mmseg\'s own '
+               'head, or the authors\' form); better / worse only when every seed is beyond '
+               'every seed of the anchor.')
+
+
 def _f(value: Optional[float], fmt: str = '.2f') -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return '-'
@@ -420,8 +450,10 @@ def format_table(entries: Sequence[dict], task: str) -> str:
     for e in entries:
         classes += [c for c in e['iou'] if c not in classes]
     extra = [k for k in EXTRA_COLUMNS if any(k in e for e in entries)]
+    anchors = any(e.get('anchor') for e in entries)
     header = ['config', 'n', 'mIoU mean', 'min-max', 'std', 'per seed', 'delta vs baseline',
-              'meets claim', *[f'IoU {c}' for c in classes],
+              'meets claim', *(['vs anchor'] if anchors else []),
+              *[f'IoU {c}' for c in classes],
               *[EXTRA_COLUMNS[k] for k in extra],
               'params (M)', 's/iter', 'train s']
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
@@ -432,6 +464,8 @@ def format_table(entries: Sequence[dict], task: str) -> str:
         cells = [e['slug'], str(e['n']), _f(e['miou_mean']),
                  f"{e['miou_min']:.2f}-{e['miou_max']:.2f}", _f(e['miou_std']),
                  ' / '.join(f'{v:.1f}' for v in e['miou']), delta, claim,
+                 *([f"{e['anchor']} {e['anchor_delta']:+.2f} ({e['anchor_reading']})"
+                    if e.get('anchor') else '-'] if anchors else []),
                  *[_f(e['iou'].get(c)) for c in classes],
                  *[_f(e.get(k), '.3f') for k in extra],
                  _f(e['params_m']), _f(e['sec_per_iter'], '.3f'), _f(e['train_seconds'], '.0f')]
@@ -474,7 +508,9 @@ def bar_chart(tasks: dict[str, list[dict]], path: str) -> str:
         entries = tasks[task]
         xs = range(len(entries))
         names = [e['slug'] for e in entries]
-        colours = ['#999999' if e['is_baseline'] else '#3366aa' for e in entries]
+        anchor_slugs = set(ANCHORS.values())
+        colours = ['#999999' if e['is_baseline'] else '#66aa66' if e['slug'] in anchor_slugs
+                   else '#3366aa' for e in entries]
         base = next((e for e in entries if e['is_baseline']), None)
         if kind == 'miou':
             means = [e['miou_mean'] for e in entries]
@@ -617,6 +653,7 @@ def write_summary(args, rows: list[dict], failures: list[str], wall: float,
              'per seed: the mIoU of each seed in seed order', '']
     for task, entries in tasks.items():
         lines += [f"## {TASKS[task]['title']}", '', CLAIM_RULES[task] + '.', '',
+                  *([ANCHOR_RULE, ''] if any(e.get('anchor') for e in entries) else []),
                   format_table(entries, task), '']
     if failures:
         lines += ['## Failed runs', '', *[f'- {f}' for f in failures], '']

@@ -19,7 +19,8 @@ DEMO_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'demo', '*.py')))
 CONTEXT_CONFIGS = [p for p in DEMO_CONFIGS if '_synthetic-context-' in osp.basename(p)]
 REGIONS_CONFIGS = [p for p in DEMO_CONFIGS if '_synthetic-regions-' in osp.basename(p)]
 EXPECTED_SLUGS = {'fcn', 'nl', 'arnl', 'ns', 'snl', 'gsnl', 'ham-nmf', 'ham-vq', 'ham-cd',
-                  'nltv-fcn'}
+                  'nltv-fcn', 'mmseg-nl', 'mmseg-lightham', 'snl-authors', 'gsnl-authors',
+                  'ns-authors'}
 EXPECTED_REGIONS_SLUGS = {'fcn-regions', 'nltv-regions'}
 
 
@@ -332,3 +333,28 @@ def test_quick_demo_end_to_end(tmp_path):
     assert 'meets claim' in md and 'wall time' in md and '![mIoU per head](miou.png)' in md
     assert osp.getsize(osp.join(work, 'miou.png')) > 0
 
+
+
+def test_anchor_column_reads_each_head_against_its_anchor():
+    rows = CONTEXT_ROWS + [row('mmseg-nl_x', 0, 80.0), row('mmseg-nl_x', 1, 85.0),
+                           row('mmseg-nl_x', 2, 88.0), row('snl-authors_x', 0, 50.0),
+                           row('snl-authors_x', 1, 60.0)]
+    tasks = run_demo.aggregate(rows)
+    by_slug = {e['slug']: e for e in tasks['context']}
+    nl, snl = by_slug['nl'], by_slug['snl']
+    assert nl['anchor'] == 'mmseg-nl' and nl['anchor_reading'] == 'within spread'
+    assert nl['anchor_delta'] == pytest.approx((226.0 - 253.0) / 3)
+    assert snl['anchor'] == 'snl-authors' and snl['anchor_reading'] == 'worse'
+    assert snl['anchor_delta'] == pytest.approx(41.5 - 55.0)
+    assert by_slug['fcn']['anchor'] is None and by_slug['mmseg-nl']['anchor'] is None
+    table = run_demo.format_table(tasks['context'], 'context')
+    assert 'vs anchor' in table.splitlines()[0]
+    assert '| snl-authors -13.50 (worse) |' in table
+    better = run_demo.aggregate(rows + [row('snl_x', 2, 99.0)] + [
+        row('snl-authors_x', 2, 10.0)])['context']
+    assert {e['slug']: e for e in better}['snl']['anchor_reading'] == 'within spread'
+    assert run_demo.anchor_reading(dict(miou_min=61.0, miou_max=70.0),
+                                   dict(miou_min=50.0, miou_max=60.0)) == 'better'
+    # no anchor row in the run: no column
+    assert 'vs anchor' not in run_demo.format_table(
+        run_demo.aggregate(CONTEXT_ROWS)['context'], 'context')
