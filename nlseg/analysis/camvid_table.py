@@ -101,8 +101,11 @@ def mmseg_head(row: str, in_channels: int, channels: int, in_index: int, num_cla
         if ham_kwargs is None:
             raise ValueError("row 'mmseg-lightham' needs ham_kwargs (the Hamburger row's)")
         common.update(in_channels=[in_channels], in_index=[in_index])
+        # mmseg's NMF2D takes these keys only (nlseg's grad, eval_seed... are not its)
+        mmseg_keys = ('MD_S', 'MD_R', 'train_steps', 'eval_steps', 'inv_t', 'rand_init')
         return dict(type='LightHamHead', ham_channels=channels,
-                    ham_kwargs=copy.deepcopy(ham_kwargs), **common)
+                    ham_kwargs={k: copy.deepcopy(v) for k, v in ham_kwargs.items()
+                                if k in mmseg_keys}, **common)
     if row == 'mmseg-psp':
         return dict(type='PSPHead', pool_scales=(1, 2, 3, 6), **common)
     if row == 'mmseg-da':
