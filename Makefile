@@ -13,7 +13,7 @@ help:
 	@echo "make test      install if needed, then run the whole test suite (slow tests included)"
 	@echo "make test-fast the suite without tests marked slow"
 	@echo "make demo      install if needed, make the demo data, train every demo head over"
-	@echo "               3 seeds (under 10 minutes on 2 cores); QUICK=1 a pipeline check,"
+	@echo "               5 seeds (about 15 minutes on 2 cores); QUICK=1 a pipeline check,"
 	@echo "               FULL=1 the longer schedule, ARGS='...' more tools/run_demo.py options"
 	@echo "make camvid-table  every head and its mmseg anchors on real CamVid, 2 seeds (CPU"
 	@echo "               scale, about 100 minutes on 2 cores; data/camvid, docs/datasets.md);"

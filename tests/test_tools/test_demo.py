@@ -235,7 +235,7 @@ def test_schedule_options_and_arguments():
     with pytest.raises(ValueError, match='iters'):
         run_demo.iteration_options(0)
     default = run_demo.parse_args([])
-    assert default.seeds == [0, 1, 2] and default.schedule_options == []
+    assert default.seeds == [0, 1, 2, 3, 4] and default.schedule_options == []
     assert run_demo.parse_args(['--full']).schedule_iters == run_demo.FULL_ITERS
     assert run_demo.parse_args(['--iters', '7']).schedule_options[0] == 'train_cfg.max_iters=7'
     quick = run_demo.parse_args(['--quick'])
