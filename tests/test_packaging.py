@@ -95,8 +95,10 @@ def test_wheel_carries_configs_tools_and_model_index(wheel):
     assert {f'tools/{t}' for t in TOOLS} <= shipped
     assert not any(n.startswith(('tools/misc/', 'tools/analysis/bench')) for n in shipped)
     assert not any('__pycache__' in n or n.endswith('.pyc') for n in names)
-    # the package itself, and nothing from the repository outside nlseg/
-    assert 'nlseg/__init__.py' in names
+    # the package itself (with the converters' library, which the shipped converter scripts
+    # import), and nothing from the repository outside nlseg/
+    assert {'nlseg/__init__.py', 'nlseg/converters/__init__.py', 'nlseg/converters/state_dict.py',
+            'nlseg/converters/datasets/camvid.py'} <= names
     assert all(n.startswith(('nlseg/', 'nlseg-')) for n in names), sorted(names)[:5]
 
 
@@ -138,6 +140,21 @@ def test_editable_install_points_at_the_checkout(tmp_path):
     assert osp.join(ROOT, 'nlseg') in text or ROOT in text.splitlines(), text[:500]
     assert osp.isfile(osp.join(ROOT, 'configs', 'demo', DEMO_CONFIG))
     assert not osp.exists(osp.join(ROOT, 'nlseg', '.mim'))
+
+
+def test_converter_scripts_run_from_the_installed_wheel(site, tmp_path):
+    """The converters' command lines in nlseg/.mim/tools are thin scripts over the installed
+    nlseg.converters: run outside the repository, they need no sibling file."""
+    env = dict(os.environ, PYTHONPATH=site, OMP_NUM_THREADS='1')
+    tools = osp.join(site, 'nlseg', MIM, 'tools')
+    for script, args, error in [
+            ('model_converters/snl2nlseg.py', ['none.pth', 'out.pth'],
+             "error: source checkpoint 'none.pth' does not exist"),
+            ('dataset_converters/camvid.py', ['nowhere', '--out', 'camvid'],
+             "error: source folder 'nowhere' does not exist")]:
+        out = subprocess.run([sys.executable, osp.join(tools, script), *args], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 1 and out.stderr.startswith(error), out.stderr[-2000:]
 
 
 def _mim(args: list, cwd, env) -> str:

@@ -13,6 +13,7 @@ import nlseg.ops.impl_choice as impl_choice
 from nlseg.models import AdaptiveNonLocalBlock, ARNLHead, NonLocalBase, NonLocalBlock, \
     NonLocalStage, SpectralNonLocalBlock
 from nlseg.ops.impl_choice import CrossoverRow, choose_impl
+from tests.references.arnlb import AuthorsStyleARNL
 from tests.test_models.test_non_local_blocks import BLOCKS, C, build, randomize, x_input
 
 BN = dict(type='BN')
@@ -212,30 +213,6 @@ def test_inter_channels_floored_to_one_like_mmcv(cls):
 
 
 # ------------------------------------------------------------------ ARNLB semantics
-class AuthorsStyleARNL(NonLocal2d):
-    """ARNLB written as the authors do it (NewNonLocal2d derives from mmcv's NonLocal2d):
-    lambda = Conv2d(C -> 1, 3x3)(x) multiplies the pairwise logits of NonLocal2d's mode, the
-    rest (use_scale on embedded_gaussian only, gaussian on x itself) is mmcv's. Written with
-    phi as mmcv lays it out (the authors' extra permute, a shape bug, is left out)."""
-
-    def __init__(self, in_channels, **kwargs):
-        super().__init__(in_channels, **kwargs)
-        self.lambda_x = torch.nn.Conv2d(in_channels, 1, 3, padding=1)
-
-    def forward(self, x):
-        self._lam = self.lambda_x(x).flatten(2).transpose(1, 2)  # (B, N, 1)
-        return super().forward(x)
-
-    def gaussian(self, theta_x, phi_x):
-        return (self._lam * torch.matmul(theta_x, phi_x)).softmax(dim=-1)
-
-    def embedded_gaussian(self, theta_x, phi_x):
-        w = self._lam * torch.matmul(theta_x, phi_x)
-        if self.use_scale:
-            w = w / theta_x.shape[-1] ** 0.5
-        return w.softmax(dim=-1)
-
-
 @pytest.mark.parametrize('impl', ['dense', 'efficient'])
 @pytest.mark.parametrize('mode,use_scale', [('embedded_gaussian', False),
                                             ('embedded_gaussian', True),

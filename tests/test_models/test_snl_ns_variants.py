@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 import nlseg  # noqa: F401  (registers the heads)
 from nlseg.models import GSNLHead, NonLocalStage, NSHead, SNLHead, SpectralNonLocalBlock
+from tests.references.snl_iccv2021 import AuthorsSNLStage
 
 C = 8  # in_channels; C' = 4
 BN = dict(type='BN')
@@ -205,71 +206,6 @@ def test_stage_identity_at_zero_init(output_relu, norm_cfg):
 
 
 # ============================================= SNL/gSNL: output_relu == the authors' forward
-class AuthorsSNLUnit(nn.Module):
-    """SNL_ICCV2021's SNL/gSNL unit, written as their forward: bias-free 1x1 convs, the
-    affinity ``att`` given by the stage, BN then ReLU, then the residual."""
-
-    def __init__(self, inplanes, planes, generalized):
-        super().__init__()
-        self.generalized = generalized
-        self.g = nn.Conv2d(inplanes, planes, kernel_size=1, bias=False)
-        self.w_1 = nn.Conv2d(planes, inplanes, kernel_size=1, bias=False)
-        self.w_2 = nn.Conv2d(planes, inplanes, kernel_size=1, bias=False)
-        if generalized:
-            self.w_3 = nn.Conv2d(planes, inplanes, kernel_size=1, bias=False)
-        self.bn = nn.BatchNorm2d(inplanes)
-
-    def forward(self, x, att):
-        residual = x
-        g = self.g(x)
-        b, c, h, w = g.size()
-        g = g.view(b, c, -1).permute(0, 2, 1)
-        x_1 = g.permute(0, 2, 1).contiguous().view(b, c, h, w)
-        out = self.w_1(x_1)
-        x_2 = att.bmm(g)
-        x_2 = x_2.permute(0, 2, 1).contiguous().view(b, c, h, w)
-        out = out + self.w_2(x_2)
-        if self.generalized:
-            out = out + self.w_3(2 * x_2 - x_1)
-        out = self.bn(out)
-        out = torch.relu(out)
-        out = out + residual
-        return out
-
-
-class AuthorsSNLStage(nn.Module):
-    """SNL_ICCV2021's stage: t/p from the stage input, the 'dot' kernel
-    att = relu(t) relu(p)^T, att = (att + att^T) / 2, D^-1/2 att D^-1/2 with
-    ``d[d != 0] = sqrt(1 / d[d != 0])``, then ``stage_num`` units on that one att."""
-
-    def __init__(self, inplanes, planes, stage_num, generalized):
-        super().__init__()
-        self.t = nn.Conv2d(inplanes, planes, kernel_size=1, bias=False)
-        self.p = nn.Conv2d(inplanes, planes, kernel_size=1, bias=False)
-        self.layers = nn.ModuleList(
-            [AuthorsSNLUnit(inplanes, planes, generalized) for _ in range(stage_num)])
-
-    def dot_kernel(self, x):
-        t = self.t(x)
-        p = self.p(x)
-        b, c, h, w = t.size()
-        t = t.view(b, c, -1).permute(0, 2, 1)
-        p = p.view(b, c, -1)
-        att = torch.bmm(torch.relu(t), torch.relu(p))
-        att = (att + att.permute(0, 2, 1)) / 2
-        d = torch.sum(att, dim=2)
-        d[d != 0] = torch.sqrt(1.0 / d[d != 0])
-        att = att * d.unsqueeze(1) * d.unsqueeze(2)
-        return att
-
-    def forward(self, x):
-        att = self.dot_kernel(x)
-        out = x
-        for layer in self.layers:
-            out = layer(out, att)
-        return out
-
-
 def load_into_authors(block, authors):
     """Copy our weights into the authors' modules (our theta/phi/g biases are zeroed: the
     authors' convs have none)."""

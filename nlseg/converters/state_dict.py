@@ -1,9 +1,10 @@
 """Code shared by the model converters: checkpoint loading and saving with their wrappers,
-the key-mapping bookkeeping and the conversion report.
+the key-mapping bookkeeping, the conversion report and the command line.
 
-The converters are scripts (``python tools/model_converters/arnlb2nlseg.py SRC DST``);
-Python puts their folder on ``sys.path``, so they import this module by its plain name, and
-tests import them the same way.
+Each source format has its module beside this one (``arnlb``, ``snl``, ``lightham``,
+``seg_mm_hamhead``, ``hamburger_v1``) and its command line in ``tools/model_converters/``
+(``python tools/model_converters/arnlb2nlseg.py SRC DST``), a thin script over
+:func:`run_converter`.
 
 Every key of a source state_dict ends up in exactly one of these groups, all listed in the
 :class:`ConversionReport`:
@@ -27,7 +28,6 @@ import os
 import os.path as osp
 import pickle
 import re
-import sys
 import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -36,16 +36,15 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ['ConversionError', 'ConversionReport', 'StateDictConversion', 'describe_keys',
+from ..utils.checkpoint import allow_mmengine_checkpoint_globals
+from .cli import report_error
+from .errors import ConversionError
+
+__all__ = ['ConversionReport', 'StateDictConversion', 'describe_keys',
            'embed_kernel', 'load_checkpoint', 'split_state_dict', 'save_checkpoint',
            'run_converter', 'map_fcn_head', 'BN_KEYS']
 #: state_dict keys of a BatchNorm layer (``num_batches_tracked`` may be missing in old files).
 BN_KEYS = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
-
-
-class ConversionError(ValueError):
-    """The source is not what the converter expects (missing or unknown keys, wrong shapes,
-    an unreadable file); the message says what and, where it can, what to do."""
 
 
 def describe_keys(keys: Sequence[str], limit: int = 12) -> str:
@@ -293,17 +292,6 @@ def map_fcn_head(conv: StateDictConversion, head: str) -> None:
 _GLOBAL = re.compile(r'GLOBAL ([\w.]+)')
 
 
-def _allow_mmengine_globals() -> bool:
-    """Allowlist the globals of mmengine/mmseg 1.x training checkpoints (message hub
-    history buffers, numpy scalars) through nlseg; False when nlseg is not importable."""
-    try:
-        from nlseg.utils.checkpoint import allow_mmengine_checkpoint_globals
-    except ImportError:
-        return False
-    allow_mmengine_checkpoint_globals()
-    return True
-
-
 def load_checkpoint(path: str, unsafe: bool = False) -> Any:
     """``torch.load(path, map_location='cpu', weights_only=True)``.
 
@@ -322,8 +310,7 @@ def load_checkpoint(path: str, unsafe: bool = False) -> Any:
         try:
             return torch.load(path, map_location='cpu', weights_only=True)
         except pickle.UnpicklingError:
-            if not _allow_mmengine_globals():
-                raise
+            allow_mmengine_checkpoint_globals()
             return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as exc:
         match = _GLOBAL.search(str(exc))
@@ -428,8 +415,7 @@ def run_converter(convert: Callable[..., 'OrderedDict[str, Tensor]'], doc: str,
                 report.note(f'top-level entries not written to DST: {describe_keys(left_out)}')
         save_checkpoint(args.dst, converted, wrapper, meta)
     except ConversionError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 1
+        return report_error(exc)
     print(report.summary())
     print(f'saved {len(converted)} keys to {args.dst}'
           + (f" (under '{wrapper}')" if wrapper else ''))

@@ -1,26 +1,17 @@
-"""Helpers shared by the data set converters: errors, image reading, atomic output.
-
-The converters are scripts (``python tools/dataset_converters/camvid.py ...``); Python puts
-their folder on ``sys.path``, so they import this module by its plain name.
-"""
+"""Reading and checking the source folder of a data set converter: the folder itself, its
+files, their images and label masks, and names for error messages."""
 from __future__ import annotations
 
-import contextlib
 import os
 import os.path as osp
-import shutil
-import sys
-import tempfile
-from typing import Callable, Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
-__all__ = ['ConversionError', 'staged_output', 'read_image_size', 'read_grey_mask',
-           'write_mask', 'require_source', 'list_files', 'describe_names', 'run_cli']
+from ..errors import ConversionError
 
-
-class ConversionError(Exception):
-    """A problem with the source data or the arguments; the message says which."""
+__all__ = ['require_source', 'list_files', 'describe_names', 'read_image_size',
+           'read_grey_mask']
 
 
 def require_source(src: str) -> None:
@@ -85,54 +76,3 @@ def read_grey_mask(path: str) -> np.ndarray:
         else:
             raise ConversionError(f'mask {path!r} holds values above 255 ({arr.dtype})')
     return arr
-
-
-def write_mask(path: str, label: np.ndarray) -> None:
-    """Write an (H, W) uint8 label map as a lossless single-channel PNG."""
-    from PIL import Image
-    Image.fromarray(np.ascontiguousarray(label, dtype=np.uint8)).save(path)
-
-
-def check_output(out: str, overwrite: bool) -> None:
-    """Refuse a non-empty existing ``out`` unless ``overwrite``."""
-    if osp.exists(out) and not overwrite:
-        if not osp.isdir(out) or os.listdir(out):
-            raise ConversionError(
-                f'output {out!r} already exists; pass --overwrite to replace it')
-
-
-@contextlib.contextmanager
-def staged_output(out: str, overwrite: bool = False) -> Iterator[str]:
-    """Yield a temporary folder beside ``out``; move it to ``out`` when the block ends
-    without an exception, delete it otherwise.
-
-    So an interrupted or failed conversion leaves no half-written data set: either the old
-    ``out`` (if any) or the complete new one.
-    """
-    out = osp.abspath(out)
-    check_output(out, overwrite)
-    parent = osp.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f'.{osp.basename(out)}-tmp-', dir=parent)
-    try:
-        yield tmp
-        check_output(out, overwrite)
-        if osp.exists(out):
-            old = tempfile.mkdtemp(prefix=f'.{osp.basename(out)}-old-', dir=parent)
-            os.replace(out, osp.join(old, 'data'))
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def run_cli(main: Callable[[], object]) -> None:
-    """Run ``main``; print a :class:`ConversionError` as ``error: ...`` and exit with 1."""
-    try:
-        main()
-    except ConversionError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        sys.exit(1)
