@@ -190,6 +190,34 @@ def test_lightham_converts_loads_strictly_and_matches(fixed_mmseg_bases):
     assert_same_output(reference, target, inputs)
 
 
+def test_lightham_to_kernel_size_1_keeps_the_kernels(fixed_mmseg_bases):
+    """--kernel-size 1: HamburgerHead(kernel_size=1), LightHamHead's form, takes the 1x1
+    squeeze and align kernels unchanged and gives LightHamHead's output."""
+    levels = dict(in_channels=[8, 12], in_index=[0, 1])
+    reference = randomize(LightHamHead(**ham_args(**levels)))
+    report = ConversionReport()
+    converted = convert_lightham(reference.state_dict(), report=report, kernel_size=1)
+    assert converted['squeeze.conv.weight'].shape == (16, 20, 1, 1)
+    torch.testing.assert_close(converted['align.conv.weight'],
+                               reference.state_dict()['align.conv.weight'], rtol=0, atol=0)
+    assert not report.changed
+    assert any('kernel_size=1' in note for note in report.notes)
+    target = load_strict(HamburgerHead(trailing_relu=True, kernel_size=1,
+                                       **ham_args(**levels)), converted)
+    inputs = [feature(2, 8, 8, 8, seed=1).relu(), feature(2, 12, 4, 4, seed=2).relu()]
+    assert_same_output(reference, target, inputs)
+    for bad in (2, 5):
+        with pytest.raises(ValueError, match='kernel_size must be 1 or 3'):
+            convert_lightham(reference.state_dict(), kernel_size=bad)
+
+
+def test_seg_mm_hamhead_cannot_become_kernel_size_1():
+    from nlseg.converters.lightham import convert_ham_head
+    with pytest.raises(ValueError, match='needs kernel_size=3'):
+        convert_ham_head({}, 3, "Enjoy-Hamburger's seg_mm HamHead", 'lightham2nlseg.py',
+                         kernel_size=1)
+
+
 def test_lightham_fixed_bases_buffer_is_carried_over():
     """rand_init=False: mmseg registers ham.bases lazily at the first forward; the converted
     buffer makes both heads use the same bases with no patching."""

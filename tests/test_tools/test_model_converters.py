@@ -68,6 +68,21 @@ def test_cli_converts_a_saved_checkpoint(tmp_path, script):
 
 
 @pytest.mark.slow
+def test_cli_lightham_kernel_size_1(tmp_path):
+    head = randomize(LightHamHead(**ham_args(in_channels=[8], in_index=[0]))).state_dict()
+    src, dst = tmp_path / 'src.pth', tmp_path / 'dst.pth'
+    torch.save({'state_dict': head}, src)
+    run = subprocess.run([sys.executable, osp.join(CONVERTERS, 'lightham2nlseg.py'), str(src),
+                          str(dst), '--kernel-size', '1'], capture_output=True, text=True,
+                         env=tool_env(), timeout=300)
+    assert run.returncode == 0, run.stderr
+    out = torch.load(dst, map_location='cpu', weights_only=True)['state_dict']
+    assert out['squeeze.conv.weight'].shape[2:] == (1, 1)
+    load_strict(HamburgerHead(trailing_relu=True, kernel_size=1,
+                              **ham_args(in_channels=[8], in_index=[0])), out)
+
+
+@pytest.mark.slow
 def test_cli_error_exit_status(tmp_path):
     """A source of another layout: exit status 1, one error line naming the missing keys,
     nothing written (the error path is shared by every script)."""
