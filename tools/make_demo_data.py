@@ -1,6 +1,7 @@
 """Write the demo data sets (nlseg's embedded synthetic benchmarks).
 
-Two tasks, each with its own generator and folder (where the demo configs look):
+Two tasks, each with its own generator and folder (where the demo configs look; the registry:
+``nlseg/demo/tasks.py``):
 
 * ``context``: ``data/synthetic_context_64x64``, discs whose class is named by a colour key on the
   far side of the image (``nlseg.datasets.synthetic_context_generator``);
@@ -17,85 +18,19 @@ same bytes.
 from __future__ import annotations
 
 import argparse
-import glob
-import importlib
 import os.path as osp
 import sys
-from typing import Optional
 
+from nlseg.demo.tasks import TASKS, make_task_data
+
+#: the folder holding this script's tools/ (the checkout, or nlseg/.mim in a wheel): its
+#: configs/demo and the default data/ folders
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-DEMO_CONFIGS = osp.join(ROOT, 'configs', 'demo')
-
-#: task name -> (generator module, generator function, default output folder)
-TASK_DATA = {
-    'context': ('nlseg.datasets.synthetic_context_generator', 'generate_synthetic_context',
-                osp.join(ROOT, 'data', 'synthetic_context_64x64')),
-    'regions': ('nlseg.datasets.synthetic_regions_generator', 'generate_synthetic_regions',
-                osp.join(ROOT, 'data', 'synthetic_regions')),
-}
-
-
-def task_configs(task: str, config_dir: str = DEMO_CONFIGS) -> list[str]:
-    """The demo configs of ``task`` (``*_synthetic-<task>-*.py``), sorted."""
-    if task not in TASK_DATA:
-        raise ValueError(f'task must be one of {sorted(TASK_DATA)}, got {task!r}')
-    return sorted(glob.glob(osp.join(config_dir, f'*_synthetic-{task}-*.py')))
-
-
-def config_image_size(config: str) -> Optional[int]:
-    """The square image side of a demo config (its ``model.data_preprocessor.size``), or
-    None when the config sets none or a non-square one."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(config)
-    size = cfg.model.get('data_preprocessor', {}).get('size')
-    if size is None:
-        return None
-    size = tuple(size)
-    return int(size[0]) if len(size) == 2 and size[0] == size[1] else None
-
-
-def task_image_size(task: str) -> Optional[int]:
-    """The image side the task's demo configs expect (the first config's), or None."""
-    configs = task_configs(task)
-    return config_image_size(configs[0]) if configs else None
-
-
-def generator(task: str):
-    """The generator function of ``task``; ImportError (naming the module) if missing."""
-    if task not in TASK_DATA:
-        raise ValueError(f'task must be one of {sorted(TASK_DATA)}, got {task!r}')
-    module, func, _ = TASK_DATA[task]
-    try:
-        return getattr(importlib.import_module(module), func)
-    except (ImportError, AttributeError) as err:
-        raise ImportError(f'the {task} data generator {module}.{func} is not available: '
-                          f'{err}') from err
-
-
-def make_task_data(task: str, out: Optional[str] = None, num_train: Optional[int] = None,
-                   num_val: Optional[int] = None, size: Optional[int] = None,
-                   seed: int = 0) -> str:
-    """Write the data set of ``task`` to ``out`` (default: its ``data/`` folder); arguments
-    left None take the generator's defaults (``size``: the task configs' image side first).
-    Returns the folder."""
-    make = generator(task)
-    out = out or TASK_DATA[task][2]
-    kwargs = dict(seed=seed)
-    if num_train is not None:
-        kwargs['num_train'] = num_train
-    if num_val is not None:
-        kwargs['num_val'] = num_val
-    size = size if size is not None else task_image_size(task)
-    if size is not None:
-        kwargs['size'] = size
-    return make(out, **kwargs)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--task', choices=[*TASK_DATA, 'all'], default='all')
+    parser.add_argument('--task', choices=[*TASKS, 'all'], default='all')
     parser.add_argument('--out', help='output folder, replaced (one task only; default: '
                         'data/synthetic_<task>)')
     parser.add_argument('--num-train', type=int, help='default: the generator\'s')
@@ -115,11 +50,11 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    tasks = list(TASK_DATA) if args.task == 'all' else [args.task]
+    tasks = list(TASKS) if args.task == 'all' else [args.task]
     for task in tasks:
         try:
             out = make_task_data(task, args.out, args.num_train, args.num_val, args.size,
-                                 args.seed)
+                                 args.seed, root=ROOT)
         except ImportError as err:
             if args.task == 'all':
                 print(f'{task}: skipped ({err})')

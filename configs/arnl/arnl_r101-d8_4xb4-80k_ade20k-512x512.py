@@ -5,7 +5,7 @@
 # 512 x 512 crops; whole-image test.
 _base_ = [
     '../_base_/models/arnl_r50-d8.py',
-    '../_base_/datasets/ade20k.py',
+    'mmseg::_base_/datasets/ade20k.py',
     '../_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_80k.py',
 ]

@@ -6,7 +6,7 @@
 # SyncBN, batch 8 (4 GPUs x 2 images), 40k iterations, 512 x 1024 crops; whole-image test.
 _base_ = [
     '../_base_/models/arnl_r50-d8.py',
-    '../_base_/datasets/cityscapes.py',
+    'mmseg::_base_/datasets/cityscapes.py',
     '../_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_40k.py',
 ]

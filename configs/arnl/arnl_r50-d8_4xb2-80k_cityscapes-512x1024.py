@@ -3,7 +3,7 @@
 # weight decay 5e-4, 80k iterations), as mmseg's nonlocal_r50-d8_4xb2-80k_cityscapes-512x1024.
 _base_ = [
     '../_base_/models/arnl_r50-d8.py',
-    '../_base_/datasets/cityscapes.py',
+    'mmseg::_base_/datasets/cityscapes.py',
     '../_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_80k.py',
 ]

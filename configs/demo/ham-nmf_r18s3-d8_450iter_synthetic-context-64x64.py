@@ -1,12 +1,8 @@
 # HamburgerHead with the NMF ham (d = 64, r = 16: the demo is 8x thinner than HamNet),
 # in LightHamHead's form.
-_base_ = ['./fcn_r18s3-d8_450iter_synthetic-context-64x64.py']
-custom_imports = dict(imports=['nlseg'], allow_failed_imports=False)
-default_scope = 'mmseg'
-norm_cfg = dict(type='BN', requires_grad=True)
+_base_ = ['../_base_/demo_context.py']
 model = dict(
     decode_head=dict(
-        _delete_=True,
         type='HamburgerHead',
         ham_type='NMF',
         ham_channels=64,
@@ -18,12 +14,4 @@ model = dict(
         # NMF 33.6 -> 70.1, CD 48.6 -> 85.1, VQ 79.1 -> 83.1 mIoU over seeds 0-2
         # (docs/demo_diagnosis.md, 2026-12-06)
         kernel_size=1,
-        trailing_relu=True,
-        in_channels=64,
-        in_index=2,
-        channels=64,
-        dropout_ratio=0.1,
-        num_classes=4,
-        norm_cfg=norm_cfg,
-        align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)))
+        trailing_relu=True))

@@ -1,18 +1,16 @@
 """impl='auto': the measured crossover table, choose_impl/resolve_impl and the calibration tool."""
 import ast
-import importlib.util
 import math
-import os.path as osp
 import re
 
 import pytest
 import torch
 
+from nlseg.analysis import impl_calibration as calibrate
 from nlseg.ops import impl_choice
 from nlseg.ops.impl_choice import DENSE_AFFINITY_LIMIT_BYTES, DEVICE_TYPES, IMPLS, KERNELS, \
     choose_impl, crossover_size, format_crossover_table, parse_crossover_table, resolve_impl, \
     resolve_impl_for
-from tests.helpers import ROOT
 
 
 def _assigned_literals(source: str) -> dict:
@@ -28,15 +26,6 @@ def _assigned_literals(source: str) -> dict:
     return values
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'calibrate_impl', osp.join(ROOT, 'tools', 'analysis', 'calibrate_impl.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-calibrate = _load_tool()
 
 # a known table: softmax dense up to N* = 100 at C'=32 and 400 at C'=128 (forward), 0 at
 # C'=128 in training; one thread and four threads differ

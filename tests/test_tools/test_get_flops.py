@@ -9,13 +9,11 @@ import torch
 
 from tests.helpers import ROOT
 
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
-
 NL_CONFIG = 'configs/demo/nl_r18s3-d8_450iter_synthetic-context-64x64.py'
 
 
 def _get_flops(config, shape=(32, 32), **cfg_options):
-    from get_flops import get_flops
+    from nlseg.analysis.flops import get_flops
     return get_flops(osp.join(ROOT, config), shape, cfg_options or None)
 
 

@@ -93,6 +93,12 @@ class HamburgerHead(BaseDecodeHead):
             conv_cfg=self.conv_cfg,
             norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
 
+    @property
+    def context_block(self) -> Hamburger:
+        """The head's context module (read-only): its :class:`Hamburger` block, the name that
+        every nlseg context head gives its context module."""
+        return self.hamburger
+
     def _forward_feature(self, inputs: list[Tensor]) -> Tensor:
         check_head_inputs(inputs, type(self).__name__, self.in_index, self.in_channels,
                           self.input_transform)

@@ -2,15 +2,9 @@
 counts, with random BatchNorm statistics, as a module of one feature map."""
 from __future__ import annotations
 
-import os.path as osp
-import sys
-
 import torch
 
-from tests.helpers import ROOT
-
-sys.path.insert(0, osp.join(ROOT, 'tools', 'deployment'))
-from onnx_export import FeatureMapHead  # noqa: E402
+from nlseg.deploy import FeatureMapHead
 
 IN_CHANNELS = 8
 NUM_CLASSES = 3

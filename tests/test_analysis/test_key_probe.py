@@ -1,14 +1,9 @@
-"""tools/analysis/probe_key_signal.py: the share and ridge-probe statistics on known data."""
-import os.path as osp
-import sys
-
+"""nlseg.analysis.key_probe (tools/analysis/probe_key_signal.py): the share and ridge-probe
+statistics on known data."""
 import numpy as np
 import pytest
 
-from tests.helpers import ROOT
-
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
-import probe_key_signal as probe  # noqa: E402
+from nlseg.analysis import key_probe as probe
 
 
 def _cells(signal: float, noise: float, seed: int = 0):
@@ -45,3 +40,18 @@ def test_disc_cells_and_key_of_a_label_map():
     assert key == 2
     np.testing.assert_array_equal(disc, [[False, True], [True, False]])
     assert probe.disc_cells(np.zeros((16, 16), np.uint8), 8)[1] is None
+
+
+def test_heads_expose_their_context_module_as_context_block():
+    """The probe hooks ``head.context_block``: HamburgerHead's is its Hamburger (read-only),
+    ContextFCNHead's its NL-family block."""
+    from nlseg.models import HamburgerHead, NonLocalHead
+    from nlseg.models.blocks import Hamburger, NonLocalBase
+
+    common = dict(in_channels=8, channels=8, num_classes=3)
+    ham = HamburgerHead(ham_channels=8, ham_kwargs=dict(MD_R=4), **common)
+    assert isinstance(ham.context_block, Hamburger) and ham.context_block is ham.hamburger
+    with pytest.raises(AttributeError):
+        ham.context_block = None
+    nl = NonLocalHead(**common)
+    assert isinstance(nl.context_block, NonLocalBase)

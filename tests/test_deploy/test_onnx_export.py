@@ -1,6 +1,6 @@
-"""ONNX export of every head: torch.onnx.export (dynamo), ONNX Runtime (CPU) equals PyTorch
-eval mode within |ort - torch| <= 1e-4 + 1e-4 |torch|, at the export size and at a second H, W
-(dynamic axes) for every head."""
+"""nlseg.deploy.onnx_export: ONNX export of every head: torch.onnx.export (dynamo), ONNX Runtime
+(CPU) equals PyTorch eval mode within |ort - torch| <= 1e-4 + 1e-4 |torch|, at the export size
+and at a second H, W (dynamic axes) for every head."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,10 +9,11 @@ import torch
 
 pytest.importorskip('onnxruntime')
 pytest.importorskip('onnxscript')
-from .heads import HEADS, NUM_CLASSES, SECOND_SIZE, SIZE, build_head, fcn_cfg, \
-    feature_map  # noqa: E402  (puts tools/deployment on sys.path)
-from onnx_export import ATOL, RTOL, FeatureMapHead, export_onnx, max_abs_diff, \
+from nlseg.deploy import ATOL, RTOL, FeatureMapHead, export_onnx, max_abs_diff, \
     onnxruntime_session, run_onnxruntime, torch_eval, within_tolerance  # noqa: E402
+
+from .heads import HEADS, NUM_CLASSES, SECOND_SIZE, SIZE, build_head, fcn_cfg, \
+    feature_map  # noqa: E402
 
 
 @pytest.fixture(scope='module')

@@ -1,16 +1,13 @@
-"""tools/analysis/visualize.py: PNGs of the right size for one head of each family (demo
-configs, random init, a generated image), and affinity rows that agree with the blocks' own
-forward computation."""
+"""nlseg.analysis.visualization (tools/analysis/visualize.py): PNGs of the right size for one head
+of each family (demo configs, random init, a generated image), and affinity rows that agree with
+the blocks' own forward computation."""
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
 import torch
 
 from tests.helpers import ROOT
-
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
 
 DEMO = 'configs/demo/{}_r18s3-d8_450iter_synthetic-context-64x64.py'
 
@@ -30,7 +27,7 @@ def image():
 def test_visualize_writes_pngs_of_the_right_size(tmp_path, image, config, suffix, panels,
                                                   options):
     import matplotlib.image as mpimg
-    from visualize import MIN_PANEL_PX, TITLE_PX, figure_size, visualize
+    from nlseg.analysis.visualization import MIN_PANEL_PX, TITLE_PX, figure_size, visualize
 
     torch.manual_seed(0)
     paths = visualize(osp.join(ROOT, DEMO.format(config)), None, image=image,
@@ -45,7 +42,7 @@ def test_visualize_writes_pngs_of_the_right_size(tmp_path, image, config, suffix
 
 
 def test_queries_outside_the_image_are_rejected(tmp_path, image):
-    from visualize import visualize
+    from nlseg.analysis.visualization import visualize
     with pytest.raises(ValueError, match='outside'):
         visualize(osp.join(ROOT, DEMO.format('nl')), image=image, out_dir=str(tmp_path),
                   queries=[(100, 3)])
@@ -53,7 +50,7 @@ def test_queries_outside_the_image_are_rejected(tmp_path, image):
 
 def _check_rows_against_forward(block, x, value_of, aggregate):
     """rows @ values == the block's own aggregation at the chosen queries."""
-    from visualize import query_affinity
+    from nlseg.analysis.visualization import query_affinity
     index = [0, 7, 19]
     rows = query_affinity(block, x, index)
     values = value_of(x)  # (M, Cv) on the key grid
@@ -88,7 +85,7 @@ def test_non_local_rows_match_the_block(mode, sub_sample):
 
 
 def test_arnl_rows_and_lambda_match_the_block():
-    from visualize import lambda_map
+    from nlseg.analysis.visualization import lambda_map
 
     from nlseg.models.blocks import AdaptiveNonLocalBlock
     torch.manual_seed(0)
@@ -137,7 +134,7 @@ def test_snl_rows_match_the_block(normalization):
 
 
 def test_query_affinity_is_the_blocks_dense_affinity_and_refuses_other_modules():
-    from visualize import query_affinity
+    from nlseg.analysis.visualization import query_affinity
 
     from nlseg.models.blocks import Hamburger, NonLocalBlock
     block = NonLocalBlock(8, sub_sample=True).eval()
@@ -151,7 +148,7 @@ def test_query_affinity_is_the_blocks_dense_affinity_and_refuses_other_modules()
 
 
 def test_default_queries_and_atom_assignment():
-    from visualize import atom_assignment, default_queries
+    from nlseg.analysis.visualization import atom_assignment, default_queries
     pred = np.zeros((20, 30), dtype=np.int64)
     pred[2:5, 2:5] = 1
     pred[10:18, 20:28] = 2  # the largest non-background region, centre (13.5, 23.5)

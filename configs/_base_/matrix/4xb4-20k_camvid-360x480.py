@@ -1,0 +1,7 @@
+# The data set, schedule and runtime of the generated matrix's CamVid configs
+# (tools/misc/generate_configs.py: a model base and this file make a config): 360 x 480
+# crops, 4 GPUs x 4 images, mmseg's 20k schedule.
+_base_ = [
+    '../datasets/camvid.py', '../default_runtime.py', 'mmseg::_base_/schedules/schedule_20k.py'
+]
+crop_size = (360, 480)
