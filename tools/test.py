@@ -6,14 +6,12 @@ exactly the globals mmengine checkpoints hold, and any other pickled global is r
 """
 import argparse
 import os.path as osp
-import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import nlseg  # noqa: E402,F401  (registers nlseg modules, allowlists checkpoint globals)
-from nlseg.utils.runner_setup import (finish_distributed, prepare_distributed,  # noqa: E402
+import nlseg  # noqa: F401  (registers nlseg modules, allowlists checkpoint globals)
+from nlseg.utils.runner_setup import (finish_distributed, prepare_distributed,
                                       readable_errors, set_local_rank_env)
 
 

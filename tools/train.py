@@ -8,15 +8,13 @@ naming an unregistered module or a missing data root says so plainly.
 import argparse
 import logging
 import os.path as osp
-import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import nlseg  # noqa: E402,F401  (registers nlseg modules, allowlists checkpoint globals)
-from nlseg.utils.runner_setup import (check_amp_available, finish_distributed,  # noqa: E402
+import nlseg  # noqa: F401  (registers nlseg modules, allowlists checkpoint globals)
+from nlseg.utils.runner_setup import (check_amp_available, finish_distributed,
                                       prepare_distributed, readable_errors,
                                       set_local_rank_env)
 
