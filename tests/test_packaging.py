@@ -99,6 +99,8 @@ def test_wheel_carries_configs_tools_and_model_index(wheel):
     # import), and nothing from the repository outside nlseg/
     assert {'nlseg/__init__.py', 'nlseg/converters/__init__.py', 'nlseg/converters/state_dict.py',
             'nlseg/converters/datasets/camvid.py'} <= names
+    # the measured impl='auto' crossover table, package data beside the kernel registry
+    assert {'nlseg/ops/kernels/__init__.py', 'nlseg/ops/kernels/crossovers.json'} <= names
     assert all(n.startswith(('nlseg/', 'nlseg-')) for n in names), sorted(names)[:5]
 
 
@@ -122,7 +124,8 @@ def test_sdist_builds_the_same_wheel(tmp_path):
     with zipfile.ZipFile(whl) as zf:
         names = set(zf.namelist())
     assert {'nlseg/.mim/model-index.yml', f'nlseg/.mim/configs/demo/{DEMO_CONFIG}',
-            'nlseg/.mim/tools/train.py', 'nlseg/.mim/tools/test.py'} <= names
+            'nlseg/.mim/tools/train.py', 'nlseg/.mim/tools/test.py',
+            'nlseg/ops/kernels/crossovers.json'} <= names
 
 
 def test_editable_install_points_at_the_checkout(tmp_path):

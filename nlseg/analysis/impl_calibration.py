@@ -1,7 +1,10 @@
 """Measure where the dense path of each kernel stops being faster than the efficient one, and
-(with ``--write``) store the crossovers in ``nlseg/ops/impl_choice.py`` for ``impl='auto'``.
+(with ``--write``) store the crossovers in ``nlseg/ops/kernels/crossovers.json`` (package data,
+read by :mod:`nlseg.ops.impl_choice` for ``impl='auto'``).
 
-For every thread count (1 and ``--threads``), kernel of ``nlseg.ops.impl_choice.KERNELS``,
+For every thread count (1 and ``--threads``), kernel of the registry
+``nlseg.ops.kernels.KERNELS`` (its ``dense`` and ``efficient`` paths on its
+``example_inputs``),
 pass (forward under ``torch.no_grad``; forward + backward of all inputs) and channel count C'
 of ``--channels``, the dense and the efficient path are timed at N = M = each of ``--sizes``
 (batch ``--batch``, float32), median of ``--repeats`` runs after one warm-up run (the two
@@ -21,9 +24,15 @@ row of the nearest measured thread count.
     OMP_NUM_THREADS=2 python tools/analysis/calibrate_impl.py            # print only
     OMP_NUM_THREADS=2 python tools/analysis/calibrate_impl.py --write --note "shared machine"
     python tools/analysis/calibrate_impl.py --kernels softmax --channels 64 --sizes 64 256 1024
+    python tools/analysis/calibrate_impl.py --write --table-path /tmp/crossovers.json
+
+``--write`` writes the JSON (the measured rows and a ``measured_on`` record: date, machine,
+command, note) to ``--table-path`` (default: the package's ``crossovers.json``); record the run
+in docs/impl_auto.md.
 
 Prints, per series, the milliseconds of both paths and their ratio at each size and the
-crossover N*, then the table in the form ``impl_choice.CROSSOVER_TABLE`` holds, and a check
+crossover N*, then the table (text form, :func:`~nlseg.ops.impl_choice.format_crossover_table`),
+and a check
 of the table in effect when the run started against this run's timings (how much slower the
 path it picks is than the faster one, and the same for always picking 'efficient').
 
@@ -37,7 +46,6 @@ import math
 import os
 import os.path as osp
 import platform
-import re
 import shlex
 import statistics
 import sys
@@ -47,93 +55,35 @@ from typing import Callable, Optional
 import torch
 
 from nlseg.ops import impl_choice
-from nlseg.ops.affinity import apply_affinity, dot_product_affinity, \
-    dot_product_attention, normalize_affinity, relu_dot_affinity, relu_dot_attention, \
-    softmax_affinity
-from nlseg.ops.attention import softmax_attention
-from nlseg.ops.concat_affinity import concatenation_affinity, concatenation_attention
 from nlseg.ops.impl_choice import KERNELS, CrossoverRow, format_crossover_table
+from nlseg.ops.kernels import CROSSOVERS_PATH
+from nlseg.ops.kernels import KERNELS as REGISTRY
 
 #: the repository root (the checkout of an editable install): paths are printed relative to it
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TABLE_PATH = impl_choice.__file__
-BEGIN = '# --- BEGIN MEASURED TABLE'
-END = '# --- END MEASURED TABLE ---'
+#: where ``--write`` puts the table by default: the package's crossovers.json
+TABLE_PATH = CROSSOVERS_PATH
 
 Inputs = list[torch.Tensor]
 Path = Callable[[Inputs], torch.Tensor]
 
 
 # ----------------------------------------------------------------------------- the kernels
-def _softmax_dense(t: Inputs) -> torch.Tensor:
-    q, k, v = t
-    return apply_affinity(softmax_affinity(q, k, q.shape[-1] ** -0.5), v)
-
-
-def _softmax_efficient(t: Inputs) -> torch.Tensor:
-    q, k, v = t
-    return softmax_attention(q, k, v, q.shape[-1] ** -0.5)
-
-
-def _dot_dense(t: Inputs) -> torch.Tensor:
-    q, k, v = t
-    return apply_affinity(dot_product_affinity(q, k), v)
-
-
-def _dot_efficient(t: Inputs) -> torch.Tensor:
-    return dot_product_attention(*t)
-
-
-def _concat_dense(t: Inputs) -> torch.Tensor:
-    q, k, v, w = t
-    return apply_affinity(concatenation_affinity(q, k, w), v)
-
-
-def _concat_efficient(t: Inputs) -> torch.Tensor:
-    q, k, v, w = t
-    return concatenation_attention(q, k, v, w)
-
-
-def _relu_dot_dense(t: Inputs) -> torch.Tensor:
-    q, k, v = t
-    return apply_affinity(normalize_affinity(relu_dot_affinity(q, k), 'symmetric'), v)
-
-
-def _relu_dot_efficient(t: Inputs) -> torch.Tensor:
-    return relu_dot_attention(*t, 'symmetric')
-
-
-def _ns_dense(t: Inputs) -> torch.Tensor:
-    q, k, *values = t
-    affinity = softmax_affinity(q, k, q.shape[-1] ** -0.5)
-    return sum(apply_affinity(affinity, g) - g for g in values)
-
-
-def _ns_efficient(t: Inputs) -> torch.Tensor:
-    q, k, *values = t
-    return sum(softmax_attention(q, k, g, q.shape[-1] ** -0.5) - g for g in values)
-
-
-PATHS: dict[str, tuple[Path, Path]] = {
-    'softmax': (_softmax_dense, _softmax_efficient),
-    'dot_product': (_dot_dense, _dot_efficient),
-    'concatenation': (_concat_dense, _concat_efficient),
-    'relu_dot': (_relu_dot_dense, _relu_dot_efficient),
-    'ns_stage': (_ns_dense, _ns_efficient),
-}
-assert tuple(PATHS) == KERNELS
-
-
 def make_inputs(kernel: str, batch: int, n: int, channels: int, ns_units: int,
-                requires_grad: bool, seed: int = 0) -> Inputs:
-    """Query (B, N, C'), key (B, N, C') and value(s) (B, N, C'); the 1 x 2C' concatenation
+                requires_grad: bool, seed: int = 0) -> tuple[Inputs, dict]:
+    """``(tensors, params)`` of the registry's ``example_inputs`` (float32, seed ``seed``):
+    query (B, N, C'), key (B, N, C') and value(s) (B, N, C'); the 1 x 2C' concatenation
     projection for 'concatenation', one value per unit for 'ns_stage'."""
-    g = torch.Generator().manual_seed(seed)
-    n_values = ns_units if kernel == 'ns_stage' else 1
-    shapes = [(batch, n, channels)] * (2 + n_values)
-    if kernel == 'concatenation':
-        shapes.append((1, 2 * channels))
-    return [(torch.randn(*s, generator=g) * 0.5).requires_grad_(requires_grad) for s in shapes]
+    return REGISTRY[kernel].example_inputs(batch, n, channels, units=ns_units,
+                                           generator=torch.Generator().manual_seed(seed),
+                                           requires_grad=requires_grad)
+
+
+def paths(kernel: str, params: dict) -> tuple[Path, Path]:
+    """The registry's dense and efficient path of ``kernel`` as functions of the input
+    tensors (``params`` bound)."""
+    entry = REGISTRY[kernel]
+    return (lambda t: entry.dense(*t, **params)), (lambda t: entry.efficient(*t, **params))
 
 
 # ----------------------------------------------------------------------------- timing
@@ -142,7 +92,8 @@ def _run_once(path: Path, inputs: Inputs, train: bool) -> float:
     start = time.perf_counter()
     if train:
         out = path(inputs)
-        torch.autograd.grad(out, inputs, torch.ones_like(out))
+        outs = out if isinstance(out, tuple) else (out,)  # ns_stage: one output per unit
+        torch.autograd.grad(outs, inputs, [torch.ones_like(o) for o in outs])
     else:
         with torch.no_grad():
             path(inputs)
@@ -186,10 +137,10 @@ def crossover(sizes: list[int], ratios: list[float]) -> float:
 
 def measure_series(kernel: str, train: bool, channels: int, args) -> tuple[list, float]:
     """[(N, ms dense, ms efficient, ratio)] and N* of one series."""
-    dense, efficient = PATHS[kernel]
     rows, sizes, ratios = [], [], []
     for n in args.sizes:
-        inputs = make_inputs(kernel, args.batch, n, channels, args.ns_units, train)
+        inputs, params = make_inputs(kernel, args.batch, n, channels, args.ns_units, train)
+        dense, efficient = paths(kernel, params)
         t_dense, t_eff = time_pair(dense, efficient, inputs, train, args.repeats,
                                    args.cell_seconds)
         ratio = t_dense / t_eff
@@ -203,7 +154,7 @@ def measure_series(kernel: str, train: bool, channels: int, args) -> tuple[list,
 
 # ----------------------------------------------------------------------------- table
 def check_table(cells: list) -> str:
-    """How the table in effect (the one impl_choice.py held when this run started) does on
+    """How the table in effect (the package's crossovers.json when this run started) does on
     this run's timings: for every measured cell the time of the path ``choose_impl`` picks
     over the faster one, against always picking 'efficient' (the former 'auto')."""
     picked, efficient = [], []
@@ -264,46 +215,10 @@ def _load_average() -> str:
         return '?'
 
 
-def _entry(key: str, value: str, width: int = 100) -> list[str]:
-    """``    'key': 'value',`` as source lines of at most ``width`` characters (a long value
-    as adjacent string literals in parentheses, split at spaces)."""
-    line = f'    {key!r}: {value!r},'
-    if len(line) <= width:
-        return [line]
-    indent = ' ' * (len(f'    {key!r}: ('))
-    words, parts, current = value.split(' '), [], ''
-    for word in words:
-        if current and len(repr(current + word + ' ')) + len(indent) > width - 2:
-            parts.append(current)
-            current = ''
-        current += word + ' '
-    parts.append(current[:-1])
-    lines = [f'    {key!r}: ({parts[0]!r}']
-    lines += [f'{indent}{p!r}' for p in parts[1:]]
-    lines[-1] += '),'
-    return lines
-
-
-def table_block(rows: list[CrossoverRow], measured_on: dict) -> str:
-    """The text between the markers of impl_choice.py (markers included)."""
-    lines = [f'{BEGIN} (rewritten by tools/analysis/calibrate_impl.py --write) ---',
-             'MEASURED_ON = {']
-    for k, v in measured_on.items():
-        lines += _entry(k, str(v))
-    lines += ['}', 'CROSSOVER_TABLE = """', format_crossover_table(rows), '"""', END]
-    return '\n'.join(lines)
-
-
-def write_table(block: str, path: str = TABLE_PATH) -> None:
-    """Replace the measured-table block of ``path`` by ``block``."""
-    with open(path) as f:
-        text = f.read()
-    pattern = re.compile(re.escape(BEGIN) + r'.*?' + re.escape(END), re.S)
-    if len(pattern.findall(text)) != 1:
-        raise RuntimeError(f'{path}: expected one measured-table block between {BEGIN!r} '
-                           f'and {END!r}')
-    with open(path, 'w') as f:
-        f.write(pattern.sub(lambda _: block, text))
+def write_table(rows: list[CrossoverRow], measured_on: dict, path: str = TABLE_PATH) -> str:
+    """Write ``rows`` and ``measured_on`` as the JSON table to ``path`` (default: the
+    package's crossovers.json); returns the path."""
+    return impl_choice.write_crossover_table(rows, measured_on, path)
 
 
 # ----------------------------------------------------------------------------- main
@@ -334,7 +249,11 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                    help='seconds to wait before measuring a contended series again')
     p.add_argument('--full', action='store_true',
                    help='measure every size (no stop after the crossover)')
-    p.add_argument('--write', action='store_true', help='rewrite the table in impl_choice.py')
+    p.add_argument('--write', action='store_true',
+                   help='write the table (JSON) to --table-path')
+    p.add_argument('--table-path', default=TABLE_PATH,
+                   help="where --write puts the table (default: the package's "
+                        'nlseg/ops/kernels/crossovers.json)')
     p.add_argument('--note', default='', help='stored with the table (e.g. "shared machine")')
     args = p.parse_args(argv)
     args.sizes, args.channels = sorted(set(args.sizes)), sorted(set(args.channels))
@@ -457,8 +376,8 @@ def main(argv: Optional[list[str]] = None) -> list[CrossoverRow]:
     print(format_crossover_table(rows))
     print(check_table(cells))
     if args.write:
-        write_table(table_block(rows, measured_on))
-        print(f'written to {osp.relpath(TABLE_PATH, ROOT)}')
+        path = write_table(rows, measured_on, args.table_path)
+        print(f'written to {osp.relpath(path, ROOT)}')
     return rows
 
 

@@ -6,21 +6,21 @@ and tested equal. Which one is faster depends on the size: for a small affinity 
 path's few large matrix products beat the efficient path's fixed costs (padding, chunk loops,
 two extra products), for a large one the N x M memory traffic of the dense path loses. This
 module decides from a table of crossover sizes MEASURED by ``tools/analysis/calibrate_impl.py``
-on the machine named in :data:`MEASURED_ON` (not from a cost model).
+(:mod:`nlseg.analysis.impl_calibration`) on the machine named in the table's ``measured_on``
+(not from a cost model). The table is package data, ``nlseg/ops/kernels/crossovers.json``
+(:data:`nlseg.ops.kernels.CROSSOVERS_PATH`), loaded once (:func:`load_crossover_table`) and
+rewritten by ``calibrate_impl.py --write``; the history of its measurements is in
+docs/impl_auto.md.
 
-Kernels (:data:`KERNELS`), the path pairs that were timed:
+Kernels (:data:`KERNELS`): the keys of the registry :data:`nlseg.ops.kernels.KERNELS`, one
+file per kernel under ``nlseg/ops/kernels/`` with the two paths that were timed ('softmax',
+'dot_product', 'concatenation', 'relu_dot', 'ns_stage'; 'relu_dot' measured with the
+'symmetric' normalisation, 'random_walk' costs the same products; 'ns_stage' with 2 units,
+the default).
 
-- ``'softmax'``: softmax_j(scale q_i . k_j) v_j, dense ``softmax_affinity`` + ``apply_affinity``
-  against fused ``softmax_attention`` (NL embedded_gaussian and gaussian, ARNLB).
-- ``'dot_product'``: (q k^T / M) v against q (k^T v) / M (NL dot_product).
-- ``'concatenation'``: relu(a_i + b_j) / M applied to v, dense against query chunks (NL
-  concatenation).
-- ``'relu_dot'``: the SNL/gSNL normalised low-rank symmetric affinity A v, dense against the
-  associative product (measured with the 'symmetric' normalisation; 'random_walk' costs the
-  same products).
-- ``'ns_stage'``: the NS stage's shared affinity used by its units (measured with 2 units, the
-  default): dense forms A once and multiplies it per unit, efficient runs fused attention
-  per unit.
+Only the non-local family (NL, ARNLB, NS, SNL/gSNL) decides 'auto' by this table. The
+Hamburger's 'auto' is a rule, not a measurement: its low-rank upper bread whenever it applies
+(:class:`nlseg.models.blocks.Hamburger`); no crossover was measured for it.
 
 The table. For each (device type, thread count, kernel) one row holds, for the forward pass
 alone (``requires_grad=False``: inference, ``torch.no_grad``) and for forward + backward
@@ -49,23 +49,15 @@ The rule (:func:`choose_impl`), for n_query x n_key = N x M:
    the affinity's size N x M, which both the dense path's time and its memory scale with.
    A thread count without its own rows uses the nearest measured one: on a 2-core machine
    shared with other jobs the calibration leaves out a thread count whose cores are
-   oversubscribed (its timings would measure the scheduler; see :data:`MEASURED_ON`).
+   oversubscribed (its timings would measure the scheduler; see the table's
+   ``measured_on`` note).
 
 How good the table is: ``calibrate_impl.py`` checks the table in effect against a fresh
-run's timings. The 1- and 2-thread table of 2026-12-02 16:28 was measured with nothing else
-running; the single-thread table before it (16:08) picked, on that run's 540 cells, a path
-within 10% of the faster one in 99% of them (1.006x the faster on average). That earlier
-table, applied to the timings of six other runs on the same shared 2-core machine that day
-(load averages 2-10), picked a path
-within 10% of the faster one in 93-97% of the (kernel, pass, C', N) cells and was on average
-0.8-4.1% slower than the faster path; always 'efficient' (the former 'auto') was within 10%
-in 38-41% of the cells and 1.29-1.64x slower on average (the efficient softmax,
-concatenation and NS backward passes recompute the affinity in chunks). Run-to-run, N*
-varies by up to a few x where the two paths take about the same time (ratios 0.8-1.2 over a
-range of N), where either choice costs little.
+run's timings; the dated results are in docs/impl_auto.md.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Mapping, Optional
@@ -73,15 +65,19 @@ from typing import Mapping, Optional
 import torch
 
 from nlseg.validation import check_bool, check_choice, check_int
+from .kernels import CROSSOVERS_PATH
+from .kernels import KERNELS as _REGISTRY
 
 __all__ = [
     'KERNELS', 'IMPLS', 'PASSES', 'PASS_LABELS', 'DEVICE_TYPES', 'DENSE_AFFINITY_LIMIT_BYTES',
-    'MEASURED_ON', 'CROSSOVER_TABLE', 'CrossoverRow', 'parse_crossover_table',
-    'format_crossover_table', 'crossover_size', 'choose_impl', 'resolve_impl', 'resolve_impl_for'
+    'MEASURED_ON_KEYS', 'CROSSOVERS_PATH', 'CrossoverRow', 'parse_crossover_table',
+    'format_crossover_table', 'crossover_table_to_json', 'crossover_table_from_json',
+    'load_crossover_table', 'write_crossover_table', 'crossover_size', 'choose_impl',
+    'resolve_impl', 'resolve_impl_for'
 ]
 
-#: Kernels with a dense and an efficient path (see the module docstring).
-KERNELS = ('softmax', 'dot_product', 'concatenation', 'relu_dot', 'ns_stage')
+#: Kernels with a dense and an efficient path: the keys of :data:`nlseg.ops.kernels.KERNELS`.
+KERNELS = tuple(_REGISTRY)
 #: Values of a block's ``impl`` argument.
 IMPLS = ('auto', 'dense', 'efficient')
 #: Measured passes: 'forward' (no gradient) and 'train' (forward + backward).
@@ -93,30 +89,8 @@ DEVICE_TYPES = ('cpu', 'cuda', 'mps', 'xpu', 'hpu', 'mtia', 'xla', 'meta', 'priv
 #: Largest dense affinity of one batch element that 'auto' allows (64 MiB).
 DENSE_AFFINITY_LIMIT_BYTES = 64 * 2 ** 20
 
-# --- BEGIN MEASURED TABLE (rewritten by tools/analysis/calibrate_impl.py --write) ---
-MEASURED_ON = {
-    'date': '2026-12-02 16:28 UTC',
-    'machine': 'Intel(R) Xeon(R) Processor, 2 logical cores, Linux, torch 2.13.0+cpu, threads 1/2',
-    'command': ('OMP_NUM_THREADS=2 python tools/analysis/calibrate_impl.py --write --note '
-                "'2-core machine, nothing else running'"),
-    'note': ('batch 1, float32, median of up to 9 runs, ns_stage with 2 units, 111 s, load '
-             'average 0.3 before and 1.4 after, 64x64 matmul 5 us at 1 thread(s), 5 us at 2 '
-             'thread(s); 2-core machine, nothing else running'),
-}
-CROSSOVER_TABLE = """
-device threads kernel        fwd@32 fwd@64 fwd@128 fwd@256 train@32 train@64 train@128 train@256
-cpu    1       softmax       68     147    310     193     1659     1575     1740      2045
-cpu    1       dot_product   0      0      51      232     0        45       104       260
-cpu    1       concatenation 343    272    312     283     1895     1925     1750      2397
-cpu    1       relu_dot      55     107    167     426     153      188      271       523
-cpu    1       ns_stage      544    1343   2204    1929    2935     3383     4096      4096
-cpu    2       softmax       0      0      0       312     1361     1551     1943      2647
-cpu    2       dot_product   0      0      80      238     0        21       109       252
-cpu    2       concatenation 331    248    268     338     2715     2478     2278      2306
-cpu    2       relu_dot      66     115    150     429     161      260      336       526
-cpu    2       ns_stage      392    1261   1372    2372    2562     3804     4096      4096
-"""
-# --- END MEASURED TABLE ---
+#: Keys of the measured table's ``measured_on`` (the machine and the run that measured it).
+MEASURED_ON_KEYS = ('date', 'machine', 'command', 'note')
 
 
 @dataclass(frozen=True)
@@ -141,6 +115,31 @@ def _header_column(name: str) -> tuple[str, int]:
     return next(p for p, lb in PASS_LABELS.items() if lb == label), channels
 
 
+def _make_row(device: str, threads: int, kernel: str, crossovers: Mapping[str, Mapping],
+              seen: set) -> CrossoverRow:
+    """A checked row (the checks of both the text and the JSON form); ``seen`` collects the
+    (device, threads, kernel) keys, a repeated one is refused."""
+    check_choice('crossover table device', device, DEVICE_TYPES)
+    check_choice('crossover table kernel', kernel, KERNELS)
+    check_int('crossover table threads', threads)
+    if (device, threads, kernel) in seen:
+        raise ValueError(f'crossover table: two rows for {(device, threads, kernel)}')
+    seen.add((device, threads, kernel))
+    checked: dict[str, dict[int, float]] = {}
+    for pass_name, by_channels in crossovers.items():
+        check_choice('crossover table pass', pass_name, PASSES)
+        for channels, value in by_channels.items():
+            try:
+                size = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f'crossover table: N* must be a number, got {value!r}') from None
+            if not size >= 0:
+                raise ValueError(f'crossover table: N* must be >= 0, got {value!r}')
+            checked.setdefault(pass_name, {})[check_int('crossover table channels',
+                                                        int(channels))] = size
+    return CrossoverRow(device, threads, kernel, checked)
+
+
 def parse_crossover_table(text: str) -> list[CrossoverRow]:
     """Parse a crossover table: a header ``device threads kernel <pass>@<C'> ...`` (pass label
     'fwd' or 'train', :data:`PASS_LABELS`) and one whitespace-separated row per (device,
@@ -152,24 +151,16 @@ def parse_crossover_table(text: str) -> list[CrossoverRow]:
         raise ValueError('crossover table must start with the header "device threads kernel '
                          '<pass>@<channels> ..."')
     columns = [_header_column(c) for c in lines[0][3:]]
-    rows, seen = [], set()
+    rows: list[CrossoverRow] = []
+    seen: set = set()
     for fields in lines[1:]:
         if len(fields) != 3 + len(columns):
             raise ValueError(f'crossover table row {" ".join(fields)!r} has {len(fields)} '
                              f'fields, the header {3 + len(columns)}')
-        device, threads, kernel = fields[0], int(fields[1]), fields[2]
-        check_choice('crossover table device', device, DEVICE_TYPES)
-        check_choice('crossover table kernel', kernel, KERNELS)
-        if (device, threads, kernel) in seen:
-            raise ValueError(f'crossover table: two rows for {(device, threads, kernel)}')
-        seen.add((device, threads, kernel))
-        crossovers: dict[str, dict[int, float]] = {}
+        crossovers: dict[str, dict[int, object]] = {}
         for (pass_name, channels), value in zip(columns, fields[3:]):
-            size = float(value)
-            if not size >= 0:
-                raise ValueError(f'crossover table: N* must be >= 0, got {value!r}')
-            crossovers.setdefault(pass_name, {})[channels] = size
-        rows.append(CrossoverRow(device, threads, kernel, crossovers))
+            crossovers.setdefault(pass_name, {})[channels] = value
+        rows.append(_make_row(fields[0], int(fields[1]), fields[2], crossovers, seen))
     return rows
 
 
@@ -185,13 +176,112 @@ def format_crossover_table(rows: list[CrossoverRow]) -> str:
                      for line in [header] + body)
 
 
+def crossover_table_to_json(rows: list[CrossoverRow], measured_on: Mapping[str, str]) -> str:
+    """The JSON text of ``rows`` and their ``measured_on`` record (:data:`MEASURED_ON_KEYS`):
+    what ``crossovers.json`` holds, one row per line (what
+    :func:`crossover_table_from_json` reads back)."""
+    missing = [k for k in MEASURED_ON_KEYS if k not in measured_on]
+    if missing:
+        raise ValueError(f'measured_on lacks {missing}')
+
+    def number(value: float):
+        return int(value) if float(value).is_integer() else float(value)
+
+    lines = ['{',
+             '  "about": ' + json.dumps(_ABOUT) + ',',
+             '  "measured_on": ' + json.dumps({k: str(v) for k, v in measured_on.items()},
+                                               indent=4).replace('\n}', '\n  }') + ',',
+             '  "rows": [']
+    body = []
+    for r in rows:
+        row = {'device': r.device, 'threads': r.threads, 'kernel': r.kernel}
+        for pass_name in sorted(r.crossovers, key=PASSES.index):
+            row[pass_name] = {str(c): number(n) for c, n in sorted(r.crossovers[pass_name].items())}
+        body.append('    ' + json.dumps(row))
+    lines += [',\n'.join(body), '  ]', '}']
+    return '\n'.join(lines) + '\n'
+
+
+_ABOUT = ('impl=\'auto\' crossovers (nlseg/ops/impl_choice.py): per (device, threads, kernel) and '
+          'pass, for each measured channel count C\', N*, the size N = M up to which the dense '
+          'path was measured faster. Written by tools/analysis/calibrate_impl.py --write.')
+
+
+def crossover_table_from_json(text: str) -> tuple[list[CrossoverRow], dict]:
+    """``(rows, measured_on)`` of the JSON text of a table (:func:`crossover_table_to_json`).
+    ValueError for a malformed table (as :func:`parse_crossover_table`; also a missing
+    ``measured_on`` key)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f'crossover table: not JSON ({e})') from None
+    if not isinstance(data, dict) or not isinstance(data.get('rows'), list) or not isinstance(
+            data.get('measured_on'), dict):
+        raise ValueError('crossover table: expected an object with "measured_on" (an object) '
+                         'and "rows" (a list)')
+    measured_on = data['measured_on']
+    missing = [k for k in MEASURED_ON_KEYS if not isinstance(measured_on.get(k), str)]
+    if missing:
+        raise ValueError(f'crossover table: measured_on lacks {missing}')
+    rows: list[CrossoverRow] = []
+    seen: set = set()
+    for row in data['rows']:
+        if not isinstance(row, dict) or not {'device', 'threads', 'kernel'} <= set(row):
+            raise ValueError(f'crossover table: row {row!r} lacks device, threads or kernel')
+        passes = {k: v for k, v in row.items() if k not in ('device', 'threads', 'kernel')}
+        if not all(isinstance(v, dict) for v in passes.values()):
+            raise ValueError(f'crossover table: row {row!r}: each pass maps C\' to N*')
+        rows.append(_make_row(row['device'], row['threads'], row['kernel'], passes, seen))
+    return rows, dict(measured_on)
+
+
+_LOADED: dict[str, tuple[list[CrossoverRow], dict]] = {}
+
+
+def load_crossover_table(path: Optional[str] = None) -> tuple[list[CrossoverRow], dict]:
+    """``(rows, measured_on)`` of the table at ``path`` (default: the package's measured
+    table, :data:`CROSSOVERS_PATH`), read once per path and cached."""
+    path = CROSSOVERS_PATH if path is None else str(path)
+    if path not in _LOADED:
+        with open(path, encoding='utf-8') as f:
+            _LOADED[path] = crossover_table_from_json(f.read())
+    rows, measured_on = _LOADED[path]
+    return list(rows), dict(measured_on)
+
+
+def write_crossover_table(rows: list[CrossoverRow], measured_on: Mapping[str, str],
+                          path: Optional[str] = None) -> str:
+    """Write ``rows`` and ``measured_on`` as JSON to ``path`` (default: the package's table,
+    :data:`CROSSOVERS_PATH`, which ``impl='auto'`` reads in the next process); returns the
+    path. The cached copy of that path is dropped."""
+    path = CROSSOVERS_PATH if path is None else str(path)
+    text = crossover_table_to_json(rows, measured_on)
+    crossover_table_from_json(text)  # never write what cannot be read back
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(text)
+    _LOADED.pop(path, None)
+    return path
+
+
+def __getattr__(name: str):
+    """``MEASURED_ON`` (the machine and run of the package's table) and ``CROSSOVER_TABLE``
+    (the table in text form, :func:`format_crossover_table`), read from the JSON on first
+    use."""
+    if name == 'MEASURED_ON':
+        return load_crossover_table()[1]
+    if name == 'CROSSOVER_TABLE':
+        return '\n' + format_crossover_table(load_crossover_table()[0]) + '\n'
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+#: The parsed table in effect (the package's, loaded on first use; tests replace it).
 _PARSED: Optional[list[CrossoverRow]] = None
 
 
 def _module_table() -> list[CrossoverRow]:
     global _PARSED
     if _PARSED is None:
-        _PARSED = parse_crossover_table(CROSSOVER_TABLE)
+        _PARSED = load_crossover_table()[0]
     return _PARSED
 
 
@@ -219,7 +309,8 @@ def crossover_size(kernel: str, channels: int, device_type: str, requires_grad: 
                    table: Optional[list[CrossoverRow]] = None) -> Optional[float]:
     """N*, the measured size N = M up to which the dense path is faster, for ``kernel`` at
     C' = ``channels``; None when ``device_type`` has no measured row (no memory cap applied:
-    see :func:`choose_impl`). ``table`` defaults to the module's :data:`CROSSOVER_TABLE`."""
+    see :func:`choose_impl`). ``table`` defaults to the package's measured table
+    (:func:`load_crossover_table`)."""
     check_choice('kernel', kernel, KERNELS)
     check_choice('device_type', device_type, DEVICE_TYPES)
     check_int('channels', channels)
@@ -279,8 +370,10 @@ def resolve_impl(impl: str, kernel: str, n_query: int, n_key: int, channels: int
     """``impl`` unchanged when it is 'dense' or 'efficient'; for 'auto' the path
     :func:`choose_impl` picks (``kwargs`` go to it), or 'efficient' while exporting to ONNX
     or tracing (the graph serves every size). ValueError naming :data:`IMPLS` for any other
-    ``impl``."""
+    ``impl``, naming :data:`KERNELS` for a ``kernel`` that is not a registry key (whatever
+    ``impl``)."""
     check_choice('impl', impl, IMPLS)
+    check_choice('kernel', kernel, KERNELS)
     if impl != 'auto':
         return impl
     if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():

@@ -190,6 +190,10 @@ CONSTRUCTOR_CASES = [
     case(NonLocalStage, dict(use_scale='False'), T, r'use_scale must be True or False'),
     case(NonLocalStage, dict(zero_init_output=0), T, r'zero_init_output must be True or False'),
     case(NonLocalStage, dict(init_std=-1.0), V, r'init_std must be >= 0, got -1\.0'),
+    case(NonLocalStage, dict(output_relu=1, zero_init_output=False), T,
+         r'output_relu must be True or False, got 1'),
+    case(NonLocalStage, dict(output_relu=True), V,
+         r'output_relu=True needs zero_init_output=False'),
     # ---- SpectralNonLocalBlock (SNL and gSNL)
     *nl_family_cases(SpectralNonLocalBlock),
     case(SpectralNonLocalBlock, dict(affinity='laplacian'), V, AFFINITY_RE),
@@ -310,6 +314,9 @@ CONSTRUCTOR_CASES = [
     case(NSHead, dict(reduction=2.0), T, r'reduction must be an integer'),
     case(NSHead, dict(use_scale=1), T, r'use_scale must be True or False'),
     case(NSHead, dict(impl='fast'), V, IMPL_RE),
+    case(NSHead, dict(output_relu='yes', zero_init_output=False), T,
+         r"output_relu must be True or False, got 'yes'"),
+    case(NSHead, dict(output_relu=True), V, r'output_relu=True needs zero_init_output=False'),
     # ---- SNLHead, GSNLHead
     *head_base_cases(SNLHead),
     case(SNLHead, dict(init_std=-0.1), V, r'init_std must be >= 0, got -0\.1'),
@@ -345,6 +352,9 @@ CONSTRUCTOR_CASES = [
     case(HamburgerHead, dict(impl='fast'), V, IMPL_RE),
     case(HamburgerHead, dict(lower_bread=None), T, r'lower_bread must be True or False'),
     case(HamburgerHead, dict(upper_bread='False'), T, r'upper_bread must be True or False'),
+    case(HamburgerHead, dict(kernel_size=2), V, r'kernel_size must be odd .* got 2'),
+    case(HamburgerHead, dict(kernel_size=0), V, r'kernel_size must be an integer >= 1, got 0'),
+    case(HamburgerHead, dict(kernel_size=1.0), T, r'kernel_size must be an integer'),
     # ---- NLTVHead
     case(NLTVHead, dict(base_head='FCNHead'), T, r'base_head must be a head config dict or '
                                                  r'module'),

@@ -264,7 +264,7 @@ def test_head_passes_impl_and_breads():
                          ham_kwargs=dict(MD_R=3), impl='dense', lower_bread=False,
                          norm_cfg=BN)
     assert head.hamburger.impl == 'dense' and head.hamburger.lower_bread is None
-    with pytest.warns(DeprecationWarning, match='HamburgerHead: low_rank_upper=False'):
+    with pytest.warns(DeprecationWarning, match='low_rank_upper=False is deprecated'):
         head = HamburgerHead(in_channels=8, channels=4, num_classes=3, ham_channels=8,
                              ham_kwargs=dict(MD_R=3), low_rank_upper=False)
     assert head.hamburger.impl == 'dense'

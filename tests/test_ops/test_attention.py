@@ -1,4 +1,4 @@
-"""Fused softmax attention (nlseg.ops.attention) against the dense reference."""
+"""Fused softmax attention (nlseg.ops.kernels.softmax) against the dense reference."""
 import math
 
 import pytest
@@ -50,7 +50,7 @@ def test_matches_dense_forward_and_gradients(shape, scale):
 
 @pytest.mark.parametrize('shape', [(1, 64, 64, 8, 8), (1, 64, 16, 8, 4)])
 def test_cpu_flash_kernel_is_chosen_and_backward_is_chunked(shape, monkeypatch):
-    import nlseg.ops.attention as attention
+    import nlseg.ops.kernels.softmax as attention
     monkeypatch.setattr(attention, 'BACKWARD_CHUNK_ELEMENTS', 16 * shape[2])  # 16-row chunks
     q, k, v = _inputs(*shape)
     seen = []

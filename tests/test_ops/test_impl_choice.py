@@ -1,5 +1,4 @@
 """impl='auto': the measured crossover table, choose_impl/resolve_impl and the calibration tool."""
-import ast
 import math
 import re
 
@@ -11,20 +10,6 @@ from nlseg.ops import impl_choice
 from nlseg.ops.impl_choice import DENSE_AFFINITY_LIMIT_BYTES, DEVICE_TYPES, IMPLS, KERNELS, \
     choose_impl, crossover_size, format_crossover_table, parse_crossover_table, resolve_impl, \
     resolve_impl_for
-
-
-def _assigned_literals(source: str) -> dict:
-    """Module-level ``NAME = <literal>`` assignments of ``source`` (which must parse)."""
-    values = {}
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(
-                node.targets[0], ast.Name):
-            try:
-                values[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError:
-                pass
-    return values
-
 
 
 # a known table: softmax dense up to N* = 100 at C'=32 and 400 at C'=128 (forward), 0 at
@@ -291,9 +276,11 @@ def test_crossover_interpolates_and_ignores_single_wins():
 @pytest.mark.parametrize('train', [False, True])
 def test_timed_paths_compute_the_same(kernel, train):
     """The tool times two computations of the same thing (outputs and gradients agree)."""
-    dense, efficient = calibrate.PATHS[kernel]
-    inputs = calibrate.make_inputs(kernel, 2, 24, 8, 2, requires_grad=True)
+    inputs, params = calibrate.make_inputs(kernel, 2, 24, 8, 2, requires_grad=True)
+    dense, efficient = calibrate.paths(kernel, params)
     out_d, out_e = dense(inputs), efficient(inputs)
+    if isinstance(out_d, tuple):  # ns_stage: one output per unit
+        out_d, out_e = torch.cat(out_d, -1), torch.cat(out_e, -1)
     torch.testing.assert_close(out_e, out_d, rtol=1e-4, atol=1e-5)
     if train:
         seed = torch.randn_like(out_d)
@@ -316,18 +303,15 @@ def test_tool_measures_every_kernel_and_writes_a_table_that_parses(tmp_path, cap
         assert all(n in (0.0, 16.0) or 8 <= n <= 16 for n in r.crossovers['train'].values())
     printed = capsys.readouterr().out
     assert printed.count("C'=") == len(KERNELS) * 2 * 2
-    # --write's block replaces the one in (a copy of) impl_choice.py, which then still imports
-    copy = tmp_path / 'impl_choice_copy.py'
-    copy.write_text(open(calibrate.TABLE_PATH).read())
-    block = calibrate.table_block(rows, {'date': 'd', 'machine': 'm', 'command': 'c',
-                                         'note': 'n'})
-    calibrate.write_table(block, str(copy))
-    namespace = _assigned_literals(copy.read_text())
-    assert namespace['MEASURED_ON'] == {'date': 'd', 'machine': 'm', 'command': 'c',
-                                        'note': 'n'}
-    assert parse_crossover_table(namespace['CROSSOVER_TABLE']) == rows
-    calibrate.write_table(block, str(copy))  # idempotent: the markers survive a rewrite
-    assert copy.read_text().count(calibrate.BEGIN) == 1
+    # --write's JSON (here to a temporary path) reads back as the same table
+    path = tmp_path / 'crossovers.json'
+    calibrate.write_table(rows, {'date': 'd', 'machine': 'm', 'command': 'c', 'note': 'n'},
+                          str(path))
+    again, measured_on = impl_choice.load_crossover_table(str(path))
+    assert measured_on == {'date': 'd', 'machine': 'm', 'command': 'c', 'note': 'n'}
+    assert again == rows
+    calibrate.write_table(rows, measured_on, str(path))  # idempotent
+    assert impl_choice.load_crossover_table(str(path)) == (rows, measured_on)
 
 
 def test_auto_under_tracing_is_the_efficient_path():

@@ -3,7 +3,7 @@ definition, eq. 8 written out, efficient == dense in values and gradients (float
 import pytest
 import torch
 
-from nlseg.ops.symmetric_kernel import SYMMETRIC_KERNELS, apply_diffusion, \
+from nlseg.ops.kernels.ns_stage import SYMMETRIC_KERNELS, apply_diffusion, \
     symmetric_kernel, symmetric_kernel_affinity, symmetric_kernel_diffusion
 
 

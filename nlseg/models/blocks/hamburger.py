@@ -33,8 +33,12 @@ the upper bread's modules. ``impl`` (the vocabulary of every exact fast path of 
 ``'dense'`` materialises the reconstruction and runs the modules one after the other (the
 reference); ``'efficient'`` always takes the low-rank path and raises where it cannot (no upper
 bread or another conv type at construction; GN, LN, a multi-process SyncBN or hooks at
-forward); ``'auto'`` takes it whenever it applies (:attr:`low_rank_active`). The former switch
-``low_rank_upper`` (True: ``'auto'``, False: ``'dense'``) still works with a DeprecationWarning.
+forward); ``'auto'`` takes it whenever it applies (:attr:`low_rank_active`). That is a fixed
+rule: unlike the non-local family's ``'auto'`` (:mod:`nlseg.ops.impl_choice`), it reads no
+measured crossover table: no crossover was measured for the Hamburger, and the choice rests
+on the multiply-add count above (n r C against the conv's n d C), not on timings. The former
+switch ``low_rank_upper`` (True: ``'auto'``, False: ``'dense'``) still works with a
+DeprecationWarning.
 """
 from __future__ import annotations
 

@@ -29,10 +29,10 @@ import torch.nn as nn
 from mmcv.cnn import ConvModule, build_conv_layer
 from mmengine.model.weight_init import normal_init
 
-from nlseg.ops.affinity import apply_affinity, dot_product_affinity, dot_product_attention, \
-    softmax_affinity
-from nlseg.ops.attention import softmax_attention
-from nlseg.ops.concat_affinity import concatenation_affinity, concatenation_attention
+from nlseg.ops.kernels.common import apply_affinity
+from nlseg.ops.kernels.concatenation import concatenation_affinity, concatenation_attention
+from nlseg.ops.kernels.dot_product import dot_product_affinity, dot_product_attention
+from nlseg.ops.kernels.softmax import softmax_affinity, softmax_attention
 from nlseg.validation import check_bool, check_choice, check_real
 from .key_pool import KeyPool2d
 from .non_local_base import NL_MODES, SOFTMAX_MODES, NonLocalBase, Queries, query_index
@@ -115,7 +115,7 @@ class NonLocalBlock(NonLocalBase):
 
     @property
     def kernel(self) -> str:
-        """The :mod:`nlseg.ops.impl_choice` kernel of ``mode``."""
+        """The registry key (:data:`nlseg.ops.kernels.KERNELS`) of ``mode``'s kernel."""
         return 'softmax' if self.mode in SOFTMAX_MODES else self.mode
 
     def init_weights(self, std: Optional[float] = None,

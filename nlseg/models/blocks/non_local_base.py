@@ -89,11 +89,12 @@ class NonLocalBase(nn.Module):
             for blocks inserted into pretrained networks; trained from scratch, a larger
             value lets a learned affinity leave uniform sooner, docs/nonlocal.md).
 
-    Subclasses set :attr:`kernel` (a kernel name of :mod:`nlseg.ops.impl_choice`) and
-    implement :meth:`dense_affinity`.
+    Subclasses set :attr:`kernel` (a key of the kernel registry
+    :data:`nlseg.ops.kernels.KERNELS`, checked by :func:`~nlseg.ops.impl_choice.resolve_impl`
+    at every forward) and implement :meth:`dense_affinity`.
     """
 
-    #: Kernel name of :mod:`nlseg.ops.impl_choice` whose crossover decides ``impl='auto'``.
+    #: Registry key (:data:`nlseg.ops.kernels.KERNELS`) whose crossover decides ``impl='auto'``.
     kernel: str = 'softmax'
 
     def __init__(self, in_channels: int, reduction: int = 2, conv_cfg: Optional[dict] = None,

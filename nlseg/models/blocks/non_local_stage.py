@@ -31,7 +31,7 @@ Paths. softmax kernels: the efficient path computes (A - I) g = attention(q, k, 
 fused attention (theta, phi evaluated once per forward; the fused kernel recomputes the
 logits per unit instead of storing N x N). 'symmetric_relu_dot': W = R R^T has rank <= C',
 the efficient path is the exact associative product of
-:func:`nlseg.ops.symmetric_kernel.symmetric_kernel_diffusion`, O(N C'^2). The dense path
+:func:`nlseg.ops.kernels.ns_stage.symmetric_kernel_diffusion`, O(N C'^2). The dense path
 forms A once and multiplies it for every unit (:meth:`NonLocalStage.dense_affinity` returns
 it); 'auto' picks the faster path per forward.
 """
@@ -44,10 +44,10 @@ import torch.nn as nn
 from mmcv.cnn import ConvModule
 from mmengine.model.weight_init import normal_init
 
-from nlseg.ops.affinity import apply_affinity, softmax_affinity
-from nlseg.ops.attention import softmax_attention
-from nlseg.ops.symmetric_kernel import apply_diffusion, symmetric_kernel_affinity, \
+from nlseg.ops.kernels.common import apply_affinity
+from nlseg.ops.kernels.ns_stage import apply_diffusion, symmetric_kernel_affinity, \
     symmetric_kernel_diffusion
+from nlseg.ops.kernels.softmax import softmax_affinity, softmax_attention
 from nlseg.validation import check_bool, check_choice, check_int
 from .non_local_base import NL_MODES, NonLocalBase, Queries, query_index
 from .output_projection import project_out
@@ -112,7 +112,7 @@ class NonLocalStage(NonLocalBase):
         self.num_units = num_units
         self.mode = mode
         self.output_relu = output_relu
-        #: kernel of :mod:`nlseg.ops.impl_choice` deciding impl='auto'
+        #: registry key (:data:`nlseg.ops.kernels.KERNELS`) whose crossover decides impl='auto'
         self.kernel = 'relu_dot' if mode == 'symmetric_relu_dot' else 'ns_stage'
         c, ci = in_channels, self.inter_channels
         if mode != 'gaussian':

@@ -25,7 +25,7 @@ Z^0 = X. ``stage_num=1`` is the single block, with its flat state_dict keys (the
 w1, w2, w3, norm).
 
 S has rank <= 2 C', so the efficient path computes d and A Z exactly in O(N C'^2) by
-associativity (:func:`nlseg.ops.affinity.relu_dot_attention`); 'dense' forms A once per
+associativity (:func:`nlseg.ops.kernels.relu_dot.relu_dot_attention`); 'dense' forms A once per
 forward (:meth:`SpectralNonLocalBlock.dense_affinity` returns it) and multiplies it for every
 unit; 'auto' picks per forward.
 """
@@ -38,8 +38,9 @@ import torch.nn as nn
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model.weight_init import constant_init, normal_init
 
-from nlseg.ops.affinity import NORMALIZATIONS, apply_affinity, normalize_affinity, \
-    relu_dot_affinity, relu_dot_affinity_rows, relu_dot_attention
+from nlseg.ops.kernels.common import apply_affinity
+from nlseg.ops.kernels.relu_dot import NORMALIZATIONS, normalize_affinity, relu_dot_affinity, \
+    relu_dot_affinity_rows, relu_dot_attention
 from nlseg.validation import check_bool, check_choice, check_int
 from .non_local_base import NonLocalBase, Queries, query_index
 from .tokens import to_map, to_tokens
@@ -175,7 +176,8 @@ class SpectralNonLocalBlock(NonLocalBase):
     def dense_affinity(self, x: torch.Tensor, queries: Queries = None) -> torch.Tensor:
         """The normalised A (B, N, N) the block (every unit of the stage) applies to Z = g(X)
         (D^-1/2 S D^-1/2 or D^-1 S of S = (R_t R_p^T + R_p R_t^T) / 2); rows ``queries`` only
-        when given (then by :func:`~nlseg.ops.affinity.relu_dot_affinity_rows`, never N x N)."""
+        when given (then by :func:`~nlseg.ops.kernels.relu_dot.relu_dot_affinity_rows`,
+        never N x N)."""
         self.check_input(x)
         theta, phi = self.query_key(x)
         index = query_index(queries, theta.shape[1], x.device)

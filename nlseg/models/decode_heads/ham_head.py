@@ -21,10 +21,8 @@ from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from ..blocks.hamburger import Hamburger, resolve_low_rank_upper
-from ..blocks.hams import HAMS
-from nlseg.ops.impl_choice import IMPLS
-from nlseg.validation import check_bool, check_choice, check_int, check_optional_dict
+from ..blocks.hamburger import Hamburger
+from nlseg.validation import check_int
 from ..utils.head_inputs import check_decode_head_args, check_head_inputs
 
 __all__ = ['HamburgerHead']
@@ -53,6 +51,11 @@ class HamburgerHead(BaseDecodeHead):
             ``num_classes``, ``in_index``, ``norm_cfg``...). A list ``in_index`` selects
             several levels (``input_transform`` defaults to ``'multiple_select'``) that are
             resized to the first level and concatenated.
+
+    The head checks its own arguments (``ham_channels``, ``kernel_size``, the
+    ``BaseDecodeHead`` ones); ``ham_type``, ``ham_kwargs``, ``trailing_relu``, ``impl``,
+    ``low_rank_upper``, ``lower_bread`` and ``upper_bread`` go to :class:`Hamburger` unchanged,
+    which checks them (its errors name the argument).
     """
 
     def __init__(self, ham_channels: int = 512, ham_type: str = 'NMF',
@@ -65,13 +68,6 @@ class HamburgerHead(BaseDecodeHead):
         if kernel_size % 2 == 0:
             raise ValueError(f'kernel_size must be odd (the squeeze and align convs keep the '
                              f'map size with padding kernel_size // 2), got {kernel_size}')
-        check_choice('ham_type', ham_type, tuple(HAMS))
-        check_optional_dict('ham_kwargs', ham_kwargs)
-        check_bool('trailing_relu', trailing_relu)
-        check_choice('impl', impl, IMPLS)
-        check_bool('lower_bread', lower_bread)
-        check_bool('upper_bread', upper_bread)
-        impl = resolve_low_rank_upper(low_rank_upper, impl, type(self).__name__)
         if isinstance(kwargs.get('in_index'), (list, tuple)):
             kwargs.setdefault('input_transform', 'multiple_select')
         check_decode_head_args(kwargs)
@@ -87,7 +83,8 @@ class HamburgerHead(BaseDecodeHead):
         self.hamburger = Hamburger(
             ham_channels, ham_channels, ham_type=ham_type, ham_kwargs=ham_kwargs,
             norm_cfg=self.norm_cfg, conv_cfg=self.conv_cfg, trailing_relu=trailing_relu,
-            impl=impl, lower_bread=lower_bread, upper_bread=upper_bread)
+            low_rank_upper=low_rank_upper, impl=impl, lower_bread=lower_bread,
+            upper_bread=upper_bread)
         self.align = ConvModule(
             ham_channels, self.channels, kernel_size, padding=kernel_size // 2,
             conv_cfg=self.conv_cfg,

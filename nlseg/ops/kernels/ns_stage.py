@@ -1,4 +1,15 @@
-"""Symmetric non-negative kernels of one shared embedding and their nonlocal diffusion (NS).
+"""Kernel ``'ns_stage'``: the nonlocal stage's (NS, Tao et al. 2018) shared affinity applied by
+its units, and the symmetric non-negative kernels of one shared embedding with their nonlocal
+diffusion.
+
+The kernel (what ``impl='auto'`` decides for the softmax modes of ``NonLocalStage``): one
+softmax affinity A = softmax_j(scale q_i . k_j) shared by the units, each unit's values g
+diffused, (A - I) g = A g - g (softmax rows sum to 1). Dense path :func:`ns_stage_dense`: A
+formed once, multiplied per value. Efficient path :func:`ns_stage_efficient`: fused softmax
+attention per value, never N x M. (The stage's 'symmetric_relu_dot' mode decides by the
+``'relu_dot'`` kernel's crossover.)
+
+The symmetric kernels (eq. 12-13) follow.
 
 Tao et al. 2018, sec. 4.1: the kernel of a nonlocal stage should be symmetric and non-negative,
 w(X_i, X_j) = w(X_j, X_i) >= 0 (eq. 12), which an embedded kernel is when both arguments go
@@ -33,12 +44,13 @@ from typing import Optional
 import torch
 
 from nlseg.validation import check_choice
-from ._precision import autocast_disabled, upcast
-from .affinity import _inverse_degree, softmax_affinity
-from .attention import softmax_attention
+from .._precision import autocast_disabled, upcast
+from .common import Kernel, apply_affinity, inverse_degree, random_inputs
+from .softmax import softmax_affinity, softmax_attention
 
 __all__ = ['SYMMETRIC_KERNELS', 'symmetric_kernel', 'symmetric_kernel_affinity',
-           'apply_diffusion', 'symmetric_kernel_diffusion']
+           'apply_diffusion', 'symmetric_kernel_diffusion', 'ns_stage_dense',
+           'ns_stage_efficient']
 
 #: Pairwise functions of one shared embedding (eq. 13) that are symmetric and non-negative.
 SYMMETRIC_KERNELS = ('gaussian', 'relu_dot')
@@ -75,7 +87,7 @@ def symmetric_kernel_affinity(embedding: torch.Tensor, kernel: str, scale: float
         t, q = upcast(embedding, query)
         r, r_q = t.relu(), q.relu()
         w = torch.matmul(r_q, r.transpose(1, 2))  # rows of W = R R^T
-        return _inverse_degree(w.sum(dim=-1), 1.0).unsqueeze(-1) * w
+        return inverse_degree(w.sum(dim=-1), 1.0).unsqueeze(-1) * w
 
 
 def apply_diffusion(affinity: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
@@ -104,6 +116,36 @@ def symmetric_kernel_diffusion(embedding: torch.Tensor, value: torch.Tensor, ker
         t, v = upcast(embedding, value)
         r = t.relu()
         degree = torch.matmul(r, r.sum(dim=1, keepdim=True).transpose(1, 2))  # (B, N, 1)
-        inv_degree = _inverse_degree(degree, 1.0)
+        inv_degree = inverse_degree(degree, 1.0)
         connected = (degree > 0).to(v.dtype)
         return inv_degree * torch.matmul(r, torch.matmul(r.transpose(1, 2), v)) - connected * v
+
+
+def ns_stage_dense(query: torch.Tensor, key: torch.Tensor, *values: torch.Tensor,
+                   scale: float) -> tuple[torch.Tensor, ...]:
+    """(A - I) g for each of ``values`` (B, N, Cv) with A = softmax_affinity(query, key,
+    scale) formed ONCE: the dense path of the NS stage's softmax modes."""
+    affinity = softmax_affinity(query, key, scale)
+    return tuple(apply_affinity(affinity, g) - g for g in values)
+
+
+def ns_stage_efficient(query: torch.Tensor, key: torch.Tensor, *values: torch.Tensor,
+                       scale: float) -> tuple[torch.Tensor, ...]:
+    """(A - I) g for each of ``values`` by fused softmax attention per value (never N x N):
+    the efficient path of the NS stage's softmax modes."""
+    return tuple(softmax_attention(query, key, g, scale) - g for g in values)
+
+
+def example_inputs(batch: int, n: int, channels: int, *, units: int = 2,
+                   generator: Optional[torch.Generator] = None,
+                   dtype: torch.dtype = torch.float32,
+                   requires_grad: bool = False) -> tuple[list[torch.Tensor], dict]:
+    """Query, key and one value per unit (B, N, C'); scale 1 / sqrt(C')."""
+    tensors = random_inputs([(batch, n, channels)] * (2 + units), generator, dtype,
+                            requires_grad)
+    return tensors, dict(scale=channels ** -0.5)
+
+
+KERNEL = Kernel('ns_stage', ns_stage_dense, ns_stage_efficient,
+                "NS stage: one shared softmax affinity applied per unit, (A - I) g: dense forms "
+                "A once, efficient runs fused attention per unit", example_inputs)
