@@ -11,11 +11,11 @@ mmseg 1.x (and OpenMMLab's ``mim`` / ``model-index`` tools) describe a model zoo
 
 and a root ``model-index.yml`` whose ``Import:`` lists the metafiles. This module generates
 them so that they stay in sync with the configs (``tools/misc/generate_model_index.py``
-writes them, ``--check`` fails when one is stale; ``tests/test_model_index.py`` runs it):
+writes them, ``--check`` fails when one is stale; ``tests/test_utils/test_model_index.py`` runs it):
 
 * every config leaf ``configs/<method>/*.py`` is one model; its metadata comes from its name,
   which follows mmseg's convention ``<algorithm>_<backbone>_<G>xb<B>-<schedule>_<data>-<crop>``
-  (``tests/test_configs*.py`` check that the names match the configs' contents);
+  (``tests/test_configs/`` checks that the names match the configs' contents);
 * ``Results`` holds ONLY figures measured by this project: the rows of the "Our results"
   table of the folder's README.md (mIoU single scale, and ms+flip where given). A config
   that this project has not trained has ``Results: []``. The papers' figures stay in the

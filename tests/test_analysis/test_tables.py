@@ -22,7 +22,7 @@ def built(run, checkpoint=None):
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=False)
-    from tests.test_configs import _cpu_model_cfg
+    from tests.test_configs.test_configs import _cpu_model_cfg
 
     def resolve(value):
         if isinstance(value, dict):

@@ -1,5 +1,5 @@
 """The CamVid and WBC converters (nlseg/converters/datasets/) on synthetic source folders,
-good and bad. Their command lines are tested in tests/test_tools/test_converters.py."""
+good and bad. Their command lines are tested in tests/test_tools/test_dataset_converters.py."""
 from __future__ import annotations
 
 import os

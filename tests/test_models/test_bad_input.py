@@ -406,7 +406,7 @@ def nlseg_constructor_params(cls: type) -> set[str]:
 #: parameters that accept anything valid for their consumer (no case can make them invalid
 #: in nlseg): NLTVHead's init_cfg goes to mmengine's BaseModule.
 UNCHECKED = {NLTVHead: {'init_cfg'},
-             # deprecated and unused (warns): tests/test_models/test_non_local_api.py
+             # deprecated and unused (warns): tests/test_models/test_blocks/test_non_local_api.py
              ARNLHead: {'temperature'}}
 
 

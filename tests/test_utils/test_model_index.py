@@ -14,9 +14,8 @@ import pytest
 import yaml
 
 from nlseg.utils import model_index as mi
-from tests.helpers import tool_env
+from tests.helpers import ROOT, tool_env
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(ROOT, 'tools', 'misc', 'generate_model_index.py')
 
 

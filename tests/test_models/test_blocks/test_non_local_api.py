@@ -14,7 +14,7 @@ from nlseg.models import AdaptiveNonLocalBlock, ARNLHead, NonLocalBase, NonLocal
     NonLocalStage, SpectralNonLocalBlock
 from nlseg.ops.impl_choice import CrossoverRow, choose_impl
 from tests.references.arnlb import AuthorsStyleARNL
-from tests.test_models.test_non_local_blocks import BLOCKS, C, build, randomize, x_input
+from tests.test_models.test_blocks.test_non_local_blocks import BLOCKS, C, build, randomize, x_input
 
 BN = dict(type='BN')
 

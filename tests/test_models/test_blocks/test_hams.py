@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from nlseg.models import CD2D, NMF2D, VQ2D, Hamburger
+from tests.helpers import ROOT
 
 HAMS = {'NMF': NMF2D, 'VQ': VQ2D, 'CD': CD2D}
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(ROOT)
 
 
 def relu_input(b=2, c=16, h=5, w=6, seed=0):

@@ -14,8 +14,8 @@ import sys
 
 import pytest
 import torch
+from tests.helpers import ROOT
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(ROOT, 'configs')
 
 SLUGS = {'nl': 'nl', 'arnl': 'arnl', 'ns': 'ns', 'snl': 'snl', 'gsnl': 'gsnl',

@@ -21,8 +21,8 @@ import sys
 import numpy as np
 import pytest
 import torch
+from tests.helpers import ROOT
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 SEGNET_CLASS_WEIGHT = [0.2595, 0.1826, 4.5640, 0.1417, 0.9051, 0.3826, 9.6446, 1.8418,
                        0.6823, 6.2478, 7.3614]
