@@ -206,3 +206,16 @@ def read_rgb(path: str) -> torch.Tensor:
     import mmcv
     img = mmcv.imread(path, channel_order='rgb')
     return torch.from_numpy(img.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def nlseg_demo_configs() -> list[str]:
+    """The key-task demo configs of nlseg's heads, one per head (absolute paths, sorted): not
+    the anchor rows, which are mmseg's own heads (``mmseg-*``; LightHamHead's evaluation is
+    random by design), nor the authors' forms (``*-authors``: the same blocks as ``snl``,
+    ``gsnl`` and ``ns`` with other flags, tested in tests/test_models/test_blocks)."""
+    import glob
+    import os.path as osp
+    paths = glob.glob(osp.join(ROOT, 'configs', 'demo', '*_synthetic-context-*.py'))
+    slugs = {p: osp.basename(p).split('_')[0] for p in paths}
+    return sorted(p for p, slug in slugs.items()
+                  if not slug.startswith('mmseg-') and not slug.endswith('-authors'))

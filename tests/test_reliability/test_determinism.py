@@ -16,7 +16,6 @@ third Hamburger run with another ``eval_seed`` must print different metrics.
 """
 from __future__ import annotations
 
-import glob
 import os
 import os.path as osp
 import re
@@ -28,14 +27,14 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import ROOT, demo_cfg_options, make_tiny_demo_data, tool_env
+from tests.helpers import ROOT, demo_cfg_options, make_tiny_demo_data, nlseg_demo_configs, \
+    tool_env
 
 # the key-task demo configs: one per head (the regions task's two configs, a UNet with and
 # without NLTV, are tested in tests/test_datasets/test_synthetic_regions.py; NLTV's
 # determinism here through nltv-fcn)
 DEMO_CONFIGS = {osp.basename(p).split('_')[0]: osp.relpath(p, ROOT)
-                for p in sorted(glob.glob(osp.join(ROOT, 'configs', 'demo',
-                                                   '*_synthetic-context-*.py')))}
+                for p in nlseg_demo_configs()}
 HAM_HEADS = sorted(name for name in DEMO_CONFIGS if name.startswith('ham-'))
 INPUT_SIZE = 48
 WEIGHT_SEED = 0

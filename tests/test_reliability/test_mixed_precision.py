@@ -1,7 +1,6 @@
 """Mixed precision: every head trains 20 iterations on the demo data in bfloat16 on CPU
 (``AutocastOptimWrapper``) with a finite loss, and every block gives finite outputs and
 gradients under bf16 autocast for inputs scaled by 100."""
-import glob
 import math
 import os.path as osp
 
@@ -11,11 +10,11 @@ import torch
 import nlseg  # noqa: F401
 from nlseg.models.blocks import (CD2D, VQ2D, AdaptiveNonLocalBlock, Hamburger, NLTVSoftmax,
                                  NMF2D, NonLocalBlock, NonLocalStage, SpectralNonLocalBlock)
-from tests.helpers import ROOT, demo_cfg_options, make_tiny_demo_data
+from tests.helpers import demo_cfg_options, make_tiny_demo_data, nlseg_demo_configs
 
 ITERS = 20
 # the key-task demo configs, one per head (the regions task has its own tests)
-DEMO_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'demo', '*_synthetic-context-*.py')))
+DEMO_CONFIGS = nlseg_demo_configs()
 
 
 def _slug(path: str) -> str:
