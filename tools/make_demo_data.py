@@ -29,7 +29,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=' '.join(__doc__.split('\n\n')[0].split()))
     parser.add_argument('--task', choices=[*TASKS, 'all'], default='all')
     parser.add_argument('--out', help='output folder, replaced (one task only; default: '
                         'data/synthetic_<task>)')

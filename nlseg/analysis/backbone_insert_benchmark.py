@@ -146,7 +146,7 @@ def write_outputs(rows: list[dict], out_dir: str) -> tuple[str, str]:
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     """The command line of ``tools/analysis/benchmark_backbone_inserts.py``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=' '.join(__doc__.split('\n\n')[0].split()))
     parser.add_argument('--only', nargs='+', choices=list(CASES), help='run only these cases')
     parser.add_argument('--size', type=int, default=512, help='input side (H = W)')
     parser.add_argument('--batch', type=int, default=1)

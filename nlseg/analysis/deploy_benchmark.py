@@ -129,7 +129,7 @@ def to_markdown(rows: list[dict], args: argparse.Namespace) -> str:
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     """The command line of ``tools/analysis/benchmark_deploy.py``."""
     families = list_families()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=' '.join(__doc__.split('\n\n')[0].split()))
     parser.add_argument('--cases', nargs='+', default=list(DEFAULT_FAMILIES), choices=families,
                         help='case families')
     parser.add_argument('--only', nargs='+', help='run only these case names')

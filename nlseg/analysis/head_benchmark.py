@@ -179,7 +179,7 @@ def growth_table(rows: list[dict]) -> str:
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     """The command line of ``tools/analysis/benchmark_heads.py``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=' '.join(__doc__.split('\n\n')[0].split()))
     parser.add_argument('--cases', nargs='+', help=f'case families (default: all of '
                         f'{list_families()})')
     parser.add_argument('--only', nargs='+', help='run only these case names')

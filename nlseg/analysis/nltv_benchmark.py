@@ -294,7 +294,7 @@ def real_images(root: Optional[str]) -> dict:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """The command line of ``tools/analysis/benchmark_nltv.py``: print the sections."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=' '.join(__doc__.split('\n\n')[0].split()))
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
     parser.add_argument('--skip-large', action='store_true',

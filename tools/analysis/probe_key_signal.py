@@ -14,7 +14,7 @@ from nlseg.analysis.key_probe import probe
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=' '.join(__doc__.split('\n\n')[0].split()))
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--data-root', help='the key-task data (default: the config\'s)')
