@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from nlseg.models import CD2D, NMF2D, VQ2D, Hamburger
-from tests.helpers import ROOT
+from tests.helpers import ROOT, tool_env
 
 HAMS = {'NMF': NMF2D, 'VQ': VQ2D, 'CD': CD2D}
 REPO = Path(ROOT)
@@ -96,9 +96,8 @@ def test_eval_is_deterministic(name):
 
 @pytest.mark.slow
 def test_eval_is_deterministic_across_processes(tmp_path):
-    code = textwrap.dedent(f"""
+    code = textwrap.dedent("""
         import sys, torch
-        sys.path.insert(0, {str(REPO)!r})
         from nlseg.models import NMF2D, VQ2D, CD2D
         x = torch.randn(2, 16, 5, 6, generator=torch.Generator().manual_seed(0)).relu()
         torch.manual_seed(int(sys.argv[1]))
@@ -107,7 +106,8 @@ def test_eval_is_deterministic_across_processes(tmp_path):
     """)
     files = [tmp_path / f'{i}.pt' for i in range(2)]
     for seed, f in enumerate(files):
-        subprocess.run([sys.executable, '-c', code, str(seed), str(f)], check=True, cwd=REPO)
+        subprocess.run([sys.executable, '-c', code, str(seed), str(f)], check=True, cwd=REPO,
+                       env=tool_env())
     first, second = (torch.load(f) for f in files)
     x = relu_input()
     here = [cls(16, MD_R=4).eval()(x) for cls in (NMF2D, VQ2D, CD2D)]
