@@ -210,12 +210,9 @@ def read_rgb(path: str) -> torch.Tensor:
 
 def nlseg_demo_configs() -> list[str]:
     """The key-task demo configs of nlseg's heads, one per head (absolute paths, sorted): not
-    the anchor rows, which are mmseg's own heads (``mmseg-*``; LightHamHead's evaluation is
-    random by design), nor the authors' forms (``*-authors``: the same blocks as ``snl``,
-    ``gsnl`` and ``ns`` with other flags, tested in tests/test_models/test_blocks)."""
-    import glob
-    import os.path as osp
-    paths = glob.glob(osp.join(ROOT, 'configs', 'demo', '*_synthetic-context-*.py'))
-    slugs = {p: osp.basename(p).split('_')[0] for p in paths}
-    return sorted(p for p, slug in slugs.items()
-                  if not slug.startswith('mmseg-') and not slug.endswith('-authors'))
+    the anchor rows (:data:`nlseg.demo.tasks.ANCHORS`' values): mmseg's own heads
+    (``mmseg-*``; LightHamHead's evaluation is random by design) and the authors' forms
+    (``*-authors``: the same blocks as ``snl``, ``gsnl`` and ``ns`` with other flags, tested in
+    tests/test_models/test_blocks)."""
+    from nlseg.demo.tasks import ANCHORS, config_slug, task_configs
+    return [p for p in task_configs('context') if config_slug(p) not in set(ANCHORS.values())]

@@ -10,6 +10,7 @@ import os.path as osp
 import shlex
 from typing import Optional, Sequence
 
+from nlseg.analysis.seed_table import compare
 from .tasks import ANCHORS, BASELINE_SLUGS, CONTEXT_MARGIN, TASKS, config_name, meets_claim
 
 
@@ -103,12 +104,10 @@ def aggregate(rows: Sequence[dict], config_order: Optional[Sequence[str]] = None
 
 def anchor_reading(entry: dict, anchor: dict) -> str:
     """'better' or 'worse' when every seed of ``entry`` is beyond every seed of ``anchor``
-    (mIoU), else 'within spread'."""
-    if entry['miou_min'] > anchor['miou_max']:
-        return 'better'
-    if entry['miou_max'] < anchor['miou_min']:
-        return 'worse'
-    return 'within spread'
+    (mIoU), else 'within spread': :func:`nlseg.analysis.seed_table.compare`, the reading of the
+    real-data tables."""
+    return compare(dict(min=entry['miou_min'], max=entry['miou_max']),
+                   dict(min=anchor['miou_min'], max=anchor['miou_max']))
 
 
 ANCHOR_RULE = ('vs anchor = the head\'s seed mean minus that of its anchor row (mmseg\'s own '
