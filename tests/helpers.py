@@ -216,3 +216,24 @@ def nlseg_demo_configs() -> list[str]:
     tests/test_models/test_blocks)."""
     from nlseg.demo.tasks import ANCHORS, config_slug, task_configs
     return [p for p in task_configs('context') if config_slug(p) not in set(ANCHORS.values())]
+
+
+def sync_bn_to_bn(obj):
+    """A copy of a config dict (or list) with every ``type='SyncBN'`` replaced by ``'BN'``
+    (SyncBN needs a process group; the configs' models are built on one CPU process)."""
+    if isinstance(obj, dict):
+        return {k: ('BN' if k == 'type' and v == 'SyncBN' else sync_bn_to_bn(v))
+                for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(sync_bn_to_bn(v) for v in obj)
+    return obj
+
+
+def cpu_model_cfg(model: dict) -> dict:
+    """A config's model dict to build on one CPU process without downloads: SyncBN replaced by
+    BN everywhere, no pretrained weights."""
+    import copy
+    model = sync_bn_to_bn(copy.deepcopy(model))
+    model['pretrained'] = None
+    model['backbone']['init_cfg'] = None
+    return model

@@ -22,7 +22,7 @@ def built(run, checkpoint=None):
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=False)
-    from tests.test_configs.test_configs import _cpu_model_cfg
+    from tests.helpers import cpu_model_cfg
 
     def resolve(value):
         if isinstance(value, dict):
@@ -36,7 +36,7 @@ def built(run, checkpoint=None):
     cfg = Config.fromfile(run.config)
     cfg.merge_from_dict(resolve(copy.deepcopy(run.options)))
     with DefaultScope.overwrite_default_scope('mmseg'):
-        model = MODELS.build(_cpu_model_cfg(cfg.model.to_dict()))
+        model = MODELS.build(cpu_model_cfg(cfg.model.to_dict()))
     return cfg, model
 
 

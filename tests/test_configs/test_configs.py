@@ -6,7 +6,6 @@ UNet NLTV configs); the full sweep over all 74 model configs is marked slow.
 from __future__ import annotations
 
 import ast
-import copy
 import glob
 import os.path as osp
 import subprocess
@@ -14,7 +13,7 @@ import sys
 
 import pytest
 import torch
-from tests.helpers import ROOT
+from tests.helpers import ROOT, cpu_model_cfg
 
 CONFIGS = osp.join(ROOT, 'configs')
 
@@ -127,22 +126,6 @@ def test_base_loads(rel):
     assert ('model' in cfg) or ('train_dataloader' in cfg)
 
 
-def _cpu_model_cfg(model: dict) -> dict:
-    """Replace SyncBN by BN everywhere and drop pretrained weights."""
-    def replace(obj):
-        if isinstance(obj, dict):
-            return {k: ('BN' if k == 'type' and v == 'SyncBN' else replace(v))
-                    for k, v in obj.items()}
-        if isinstance(obj, (list, tuple)):
-            return type(obj)(replace(v) for v in obj)
-        return obj
-
-    model = replace(copy.deepcopy(model))
-    model['pretrained'] = None
-    model['backbone']['init_cfg'] = None
-    return model
-
-
 def build_and_run(rel: str) -> None:
     import nlseg  # noqa: F401  (registers the heads and data sets)
     from mmseg.registry import MODELS
@@ -151,7 +134,7 @@ def build_and_run(rel: str) -> None:
     from mmengine.registry import DefaultScope
     cfg = load(rel)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        model = MODELS.build(_cpu_model_cfg(cfg.model.to_dict()))
+        model = MODELS.build(cpu_model_cfg(cfg.model.to_dict()))
     # Training mode: NLTV unrolls its few training iterations (in eval mode it iterates to
     # the paper's stopping rule, up to 1500 iterations: minutes on a CPU).
     model.train()

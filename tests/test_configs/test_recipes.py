@@ -21,7 +21,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from tests.helpers import ROOT
+from tests.helpers import ROOT, sync_bn_to_bn
 
 
 SEGNET_CLASS_WEIGHT = [0.2595, 0.1826, 4.5640, 0.1417, 0.9051, 0.3826, 9.6446, 1.8418,
@@ -366,14 +366,7 @@ def test_recipe_builds(recipe):
 
 
 def _bn_only(model_cfg: dict) -> dict:
-    def replace(obj):
-        if isinstance(obj, dict):
-            return {k: ('BN' if k == 'type' and v == 'SyncBN' else replace(v))
-                    for k, v in obj.items()}
-        if isinstance(obj, (list, tuple)):
-            return type(obj)(replace(v) for v in obj)
-        return obj
-    return replace(_no_download(model_cfg))
+    return sync_bn_to_bn(_no_download(model_cfg))
 
 
 @pytest.mark.parametrize('config, size, out_stride', [
