@@ -237,3 +237,20 @@ def cpu_model_cfg(model: dict) -> dict:
     model['pretrained'] = None
     model['backbone']['init_cfg'] = None
     return model
+
+
+def conv1x1(x, module):
+    """A 1x1 convolution with the weights of an nn.Conv2d or a ConvModule (no norm)."""
+    import torch.nn.functional as F
+    conv = getattr(module, 'conv', module)
+    return F.conv2d(x, conv.weight, conv.bias)
+
+
+def flat(x):
+    """(B, C, H, W) -> (B, N, C) tokens."""
+    return x.flatten(2).transpose(1, 2)
+
+
+def unflat(t, like):
+    """(B, N, C) tokens -> a (B, C, H, W) map with ``like``'s H and W."""
+    return t.transpose(1, 2).reshape(t.shape[0], t.shape[2], *like.shape[2:])

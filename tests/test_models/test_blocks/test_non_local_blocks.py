@@ -8,6 +8,7 @@ from mmcv.cnn import NonLocal2d
 import nlseg.models.blocks.non_local_stage as ns_module
 from nlseg.models import AdaptiveNonLocalBlock, NonLocalBlock, NonLocalStage, \
     SpectralNonLocalBlock
+from tests.helpers import conv1x1, flat, unflat
 
 C = 8  # in_channels of the tiny blocks; C' = 4
 BN = dict(type='BN')
@@ -59,20 +60,6 @@ def build(name, impl, norm_cfg=BN, seed=0, **extra):
 def x_input(b=2, h=6, w=5, scale=1.0, dtype=torch.float32, seed=1):
     g = torch.Generator().manual_seed(seed)
     return (scale * torch.randn(b, C, h, w, generator=g, dtype=dtype)).requires_grad_()
-
-
-def conv1x1(x, module):
-    """A 1x1 convolution with the weights of an nn.Conv2d or a ConvModule (no norm)."""
-    conv = getattr(module, 'conv', module)
-    return F.conv2d(x, conv.weight, conv.bias)
-
-
-def flat(x):
-    return x.flatten(2).transpose(1, 2)  # (B, N, C)
-
-
-def unflat(t, like):
-    return t.transpose(1, 2).reshape(t.shape[0], t.shape[2], *like.shape[2:])
 
 
 # ------------------------------------------------------------------------------ NL == mmcv

@@ -13,11 +13,11 @@
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 import nlseg  # noqa: F401  (registers the heads)
 from nlseg.models import GSNLHead, NonLocalStage, NSHead, SNLHead, SpectralNonLocalBlock
 from tests.references.snl_iccv2021 import AuthorsSNLStage
+from tests.helpers import conv1x1, flat, unflat
 
 C = 8  # in_channels; C' = 4
 BN = dict(type='BN')
@@ -39,19 +39,6 @@ def randomize(module, seed=0, std=0.3):
 def x_input(b=2, h=5, w=4, dtype=torch.float64, seed=1, scale=1.0):
     g = torch.Generator().manual_seed(seed)
     return (scale * torch.randn(b, C, h, w, generator=g, dtype=dtype)).requires_grad_()
-
-
-def conv1x1(x, conv):
-    conv = getattr(conv, 'conv', conv)
-    return F.conv2d(x, conv.weight, conv.bias)
-
-
-def flat(x):
-    return x.flatten(2).transpose(1, 2)  # (B, N, C)
-
-
-def unflat(t, like):
-    return t.transpose(1, 2).reshape(t.shape[0], t.shape[2], *like.shape[2:])
 
 
 def snl(stage_num=1, generalized=False, output_relu=False, impl='auto', norm_cfg=BN,
